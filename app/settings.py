@@ -46,13 +46,19 @@ class Settings(BaseSettings):
         "auto", description="auto: CUDA when onnxruntime offers it and it works, else CPU"
     )
     allow_cpu_fallback: bool = Field(
-        True, description="with device=auto, a CUDA session that fails to start falls back to CPU (logged loudly)"
+        False,
+        description="when CUDA is wanted (device=cuda, or auto on a GPU build) but a session cannot use it, "
+        "run on CPU instead of failing the model (logged loudly)",
     )
     precision: Literal["auto", "fp32", "fp16", "int8"] = Field(
         "auto", description="auto: fp16 on CUDA, int8 on CPU (fp32 where the variant is missing)"
     )
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = one per core")
     inter_op_threads: int = Field(1, ge=1, description="ONNX Runtime inter-op threads")
+    thread_spinning: bool = Field(
+        False, description="let ONNX Runtime worker threads spin between runs (faster runs, busier cores)"
+    )
+    cuda_tf32: bool = Field(False, description="allow TF32 matmuls on CUDA (faster, drifts from PyTorch fp32)")
     io_binding: Literal["auto", "on", "off"] = Field(
         "auto", description="bind inputs and outputs to device buffers; auto = on with CUDA"
     )

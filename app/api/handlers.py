@@ -1,0 +1,63 @@
+"""Exception handlers: every error leaves as `{"error": {"type", "message"}}` with its status."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from app.errors import STATUS_TABLE, ServiceError, error_body
+
+log = logging.getLogger("bertserve.api")
+
+HTTP_KINDS = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+              415: "unsupported_media_type"}
+
+
+def error_response(kind: str, message: str, *, retry_after: int | None = None) -> JSONResponse:
+    spec = STATUS_TABLE[kind]
+    headers = {}
+    if spec.retry:
+        headers["Retry-After"] = str(retry_after or 1)
+    if kind == "unauthorized":
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(error_body(kind, message), status_code=spec.status, headers=headers)
+
+
+def describe_validation(error: RequestValidationError) -> tuple[str, str]:
+    """(kind, message) for a body that is not JSON, or JSON that does not fit the schema."""
+    problems = error.errors()
+    if any(problem.get("type") == "json_invalid" for problem in problems):
+        return "invalid_json", "the request body is not valid JSON"
+    parts = []
+    for problem in problems[:5]:
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return "validation_error", "; ".join(parts) + more
+
+
+def install_handlers(app: FastAPI, retry_after_s: int) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, error: ServiceError) -> JSONResponse:
+        return error_response(error.kind, error.message, retry_after=error.retry_after or retry_after_s)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        kind, message = describe_validation(error)
+        return error_response(kind, message)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        kind = HTTP_KINDS.get(error.status_code)
+        if kind is None:
+            return JSONResponse(error_body("http_error", str(error.detail)), status_code=error.status_code)
+        return error_response(kind, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error_response("internal_error", f"internal error ({type(error).__name__})")

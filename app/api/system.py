@@ -1,0 +1,42 @@
+"""Health probes, model listing and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.service import Service
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def system_router() -> APIRouter:
+    router = APIRouter(tags=["system"])
+
+    @router.get("/health/live", summary="The process is up and serving HTTP")
+    async def live() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @router.get("/health/ready", summary="Every model is loaded and warmed up, and the server is not draining")
+    async def ready(request: Request) -> JSONResponse:
+        service = _service(request)
+        body = service.readiness()
+        if body["ready"]:
+            return JSONResponse(body)
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(service.settings.retry_after_s)})
+
+    @router.get("/v1/models", summary="The models served: task, labels, precision, provider, parity")
+    async def models(request: Request) -> dict[str, Any]:
+        return {"models": _service(request).describe()}
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(_service(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,387 @@
+"""Dynamic batching: items in, futures out.
+
+The batcher knows only items with a token count and a future. It knows nothing of tasks, HTTP
+or onnxruntime: an injected runner pads a batch (`prepare`) and runs it (`run`), both in worker
+threads, so the event loop never blocks on inference.
+
+A batch closes when it is full (`max_batch_size` items, or `max_batch_tokens` padded tokens), or
+when the runner is free and the oldest item has waited `max_delay_ms`. A full batch is formed and
+padded while the previous one still runs. Items are grouped by length around the oldest one, so
+batches pad little and nobody starves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from app.settings import BatchLimits
+
+PayloadT = TypeVar("PayloadT")
+OutputT = TypeVar("OutputT")
+
+
+class QueueFull(Exception):
+    """The queue cannot take the request's items now (429)."""
+
+
+class BatcherClosed(Exception):
+    """The batcher is draining or stopped and takes no new work (503)."""
+
+
+class DeadlineExceeded(Exception):
+    """An item was still waiting when its deadline passed (504)."""
+
+
+class PreparedBatch(Protocol):
+    """What a runner's `prepare` returns: opaque to the batcher but for its padded size."""
+
+    @property
+    def padded_tokens(self) -> int: ...
+
+
+class BatchRunner(Protocol[PayloadT, OutputT]):
+    """Pads and runs batches; both methods are called from worker threads."""
+
+    def prepare(self, payloads: Sequence[PayloadT]) -> PreparedBatch: ...
+
+    def run(self, batch: PreparedBatch) -> Sequence[OutputT]: ...
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What happened to one batch, for metrics."""
+
+    size: int
+    real_tokens: int
+    padded_tokens: int
+    queue_waits: list[float]
+    run_seconds: float
+
+
+@dataclass(frozen=True)
+class Completed(Generic[OutputT]):
+    """A request's outputs, in item order, with how long its items queued and ran."""
+
+    outputs: list[OutputT]
+    queue_seconds: float
+    inference_seconds: float
+
+
+@dataclass(frozen=True)
+class DropReport:
+    """Items dropped before running: their client went away, or their deadline passed."""
+
+    reason: str
+    count: int
+
+
+class BatchObserver(Protocol):
+    def on_batch(self, report: BatchReport) -> None: ...
+
+    def on_drop(self, report: DropReport) -> None: ...
+
+    def on_queue_depth(self, depth: int) -> None: ...
+
+
+@dataclass(eq=False)
+class _Pending(Generic[PayloadT, OutputT]):
+    payload: PayloadT
+    length: int
+    future: asyncio.Future[OutputT]
+    enqueued: float
+    deadline: float
+    seq: int
+    started: float = 0.0
+    run_seconds: float = 0.0
+
+    @property
+    def sort_key(self) -> tuple[int, int]:
+        return (self.length, self.seq)
+
+
+@dataclass
+class _Queue(Generic[PayloadT, OutputT]):
+    """Pending items, kept sorted by (length, arrival) with a record of arrival order."""
+
+    by_length: list[_Pending[PayloadT, OutputT]] = field(default_factory=list)
+    keys: list[tuple[int, int]] = field(default_factory=list)
+    tokens: int = 0
+
+    def __len__(self) -> int:
+        return len(self.by_length)
+
+    def add(self, item: _Pending[PayloadT, OutputT]) -> None:
+        index = bisect.bisect(self.keys, item.sort_key)
+        self.keys.insert(index, item.sort_key)
+        self.by_length.insert(index, item)
+        self.tokens += item.length
+
+    def remove_indices(self, indices: Sequence[int]) -> None:
+        for index in sorted(indices, reverse=True):
+            self.tokens -= self.by_length[index].length
+            del self.by_length[index]
+            del self.keys[index]
+
+    def oldest_index(self) -> int:
+        return min(range(len(self.by_length)), key=lambda i: self.by_length[i].seq)
+
+
+def choose_window(lengths: Sequence[int], anchor: int, max_size: int, max_tokens: int) -> tuple[int, int]:
+    """Pick a contiguous run [lo, hi] of length-sorted items that contains `anchor`.
+
+    Grows one item at a time on the side that adds the least padding, while the batch stays
+    within `max_size` items and `max_tokens` padded tokens (longest x count). The anchor alone is
+    always taken, even when it is over the token budget by itself.
+    """
+    lo = hi = anchor
+    longest = lengths[anchor]
+    while hi - lo + 1 < max_size:
+        count = hi - lo + 1
+        left_cost = longest - lengths[lo - 1] if lo > 0 else None
+        right_cost = count * (lengths[hi + 1] - longest) if hi + 1 < len(lengths) else None
+        left_fits = left_cost is not None and longest * (count + 1) <= max_tokens
+        right_fits = right_cost is not None and lengths[hi + 1] * (count + 1) <= max_tokens
+        if left_fits and (not right_fits or (left_cost or 0) <= (right_cost or 0)):
+            lo -= 1
+        elif right_fits:
+            hi += 1
+            longest = lengths[hi]
+        else:
+            break
+    return lo, hi
+
+
+class DynamicBatcher(Generic[PayloadT, OutputT]):
+    """One per model: queues items, forms batches, runs them off the event loop."""
+
+    def __init__(
+        self,
+        name: str,
+        runner: BatchRunner[PayloadT, OutputT],
+        limits: BatchLimits,
+        *,
+        observer: BatchObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.limits = limits
+        self._runner = runner
+        self._observer = observer
+        self._clock = clock
+        self._queue: _Queue[PayloadT, OutputT] = _Queue()
+        self._seq = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(limits.max_concurrent_batches)
+        self._running: set[asyncio.Task[None]] = set()
+        self._executor = ThreadPoolExecutor(
+            max_workers=limits.max_concurrent_batches + 1, thread_name_prefix=f"batch-{name}"
+        )
+        self._loop_task: asyncio.Task[None] | None = None
+        self._accepting = True
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the batching loop on the running event loop."""
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._batch_loop(), name=f"batcher-{self.name}")
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue) or bool(self._running)
+
+    async def submit(self, items: Sequence[tuple[PayloadT, int]], timeout_s: float) -> Completed[OutputT]:
+        """Queue all items of one request (or none: admission is all-or-nothing) and await them.
+
+        Raises QueueFull, BatcherClosed, DeadlineExceeded. If the caller is cancelled (its client
+        went away), its items still queued are dropped.
+        """
+        if not self._accepting:
+            raise BatcherClosed(f"model {self.name!r} is shutting down")
+        if len(self._queue) + len(items) > self.limits.max_queue_items:
+            raise QueueFull(
+                f"model {self.name!r} has {len(self._queue)} items queued (limit {self.limits.max_queue_items})"
+            )
+        loop = asyncio.get_running_loop()
+        now = self._clock()
+        deadline = now + timeout_s
+        pending = [
+            _Pending(payload, max(1, length), loop.create_future(), now, deadline, next(self._seq))
+            for payload, length in items
+        ]
+        futures = [item.future for item in pending]
+        for item in pending:
+            self._queue.add(item)
+        self._report_depth()
+        self._wakeup.set()
+        try:
+            async with asyncio.timeout(timeout_s):
+                outputs = list(await asyncio.gather(*futures))
+            runs = {(item.started, item.run_seconds) for item in pending}
+            return Completed(
+                outputs=outputs,
+                queue_seconds=max((item.started - item.enqueued for item in pending), default=0.0),
+                inference_seconds=sum(run_seconds for _, run_seconds in runs),
+            )
+        except TimeoutError:
+            raise DeadlineExceeded(f"no answer within {timeout_s:g} s") from None
+        finally:
+            for future in futures:
+                future.cancel()  # no-op on finished ones; marks queued ones to be dropped
+
+    def stop_accepting(self) -> None:
+        """Refuse new work from now on; queued and running items still complete."""
+        self._accepting = False
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until nothing is queued or running; False if that took longer than `timeout_s`."""
+        deadline = self._clock() + timeout_s
+        while self.busy:
+            if self._clock() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def close(self) -> None:
+        """Stop the loop, fail what is still queued, release the threads."""
+        self._accepting = False
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for item in self._queue.by_length:
+            if not item.future.done():
+                item.future.set_exception(BatcherClosed(f"model {self.name!r} stopped"))
+        self._queue = _Queue()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def _batch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._drop_dead_items()
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if not self._is_full():
+                wait_s = self._delay_left()
+                if wait_s > 0 or self._slots.locked():
+                    await self._wait_for_change(wait_s if not self._slots.locked() else None)
+                    continue
+            batch = self._take_batch()
+            if not batch:
+                continue
+            prepared = await loop.run_in_executor(
+                self._executor, self._runner.prepare, [item.payload for item in batch]
+            )
+            await self._slots.acquire()
+            task = loop.create_task(self._run_batch(batch, prepared))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _wait_for_change(self, timeout_s: float | None) -> None:
+        """Sleep until an item arrives, a run slot frees, or `timeout_s` passes."""
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._wakeup.wait()
+
+    def _is_full(self) -> bool:
+        return (
+            len(self._queue) >= self.limits.max_batch_size
+            or self._queue.tokens >= self.limits.max_batch_tokens
+        )
+
+    def _delay_left(self) -> float:
+        oldest = self._queue.by_length[self._queue.oldest_index()]
+        return oldest.enqueued + self.limits.max_delay_ms / 1000.0 - self._clock()
+
+    def _drop_dead_items(self) -> None:
+        now = self._clock()
+        gone: list[int] = []
+        expired: list[int] = []
+        for index, item in enumerate(self._queue.by_length):
+            if item.future.done():
+                gone.append(index)
+            elif item.deadline <= now:
+                expired.append(index)
+                item.future.set_exception(DeadlineExceeded("deadline passed while queued"))
+        if gone or expired:
+            self._queue.remove_indices(gone + expired)
+            self._report_depth()
+            if self._observer is not None:
+                if gone:
+                    self._observer.on_drop(DropReport("client_gone", len(gone)))
+                if expired:
+                    self._observer.on_drop(DropReport("deadline", len(expired)))
+
+    def _take_batch(self) -> list[_Pending[PayloadT, OutputT]]:
+        lengths = [item.length for item in self._queue.by_length]
+        lo, hi = choose_window(
+            lengths, self._queue.oldest_index(), self.limits.max_batch_size, self.limits.max_batch_tokens
+        )
+        batch = self._queue.by_length[lo : hi + 1]
+        self._queue.remove_indices(range(lo, hi + 1))
+        self._report_depth()
+        return batch
+
+    async def _run_batch(self, batch: list[_Pending[PayloadT, OutputT]], prepared: PreparedBatch) -> None:
+        try:
+            live = [item for item in batch if not item.future.done()]
+            if len(live) < len(batch) and self._observer is not None:
+                self._observer.on_drop(DropReport("client_gone", len(batch) - len(live)))
+            if not live:
+                return
+            started = self._clock()
+            try:
+                outputs = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._runner.run, prepared
+                )
+            except Exception as error:  # the runner failed: every item of the batch learns why
+                for item in live:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                return
+            finished = self._clock()
+            for item, output in zip(batch, outputs, strict=True):
+                item.started, item.run_seconds = started, finished - started
+                if not item.future.done():
+                    item.future.set_result(output)
+            if self._observer is not None:
+                self._observer.on_batch(
+                    BatchReport(
+                        size=len(batch),
+                        real_tokens=sum(item.length for item in batch),
+                        padded_tokens=prepared.padded_tokens,
+                        queue_waits=[started - item.enqueued for item in batch],
+                        run_seconds=finished - started,
+                    )
+                )
+        finally:
+            self._slots.release()
+            self._wakeup.set()
+
+    def _report_depth(self) -> None:
+        if self._observer is not None:
+            self._observer.on_queue_depth(len(self._queue))
+
+
+def describe(batcher: DynamicBatcher[Any, Any]) -> dict[str, Any]:
+    """The batcher's limits and state, for /v1/models."""
+    return {"queue_items": batcher.queue_depth, **batcher.limits.model_dump()}

@@ -1,0 +1,61 @@
+"""The app factory: settings -> service (models, batchers) -> routes. No import-time state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from app.api.handlers import install_handlers
+from app.api.inference import inference_router
+from app.api.system import system_router
+from app.metrics import Metrics
+from app.middleware import ServingMiddleware
+from app.service import Service
+from app.settings import Settings
+from app.tasks import TASKS
+
+log = logging.getLogger("bertserve")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the server. Models load in the background after start: live at once, ready when warm."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    service = Service(settings, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.create_task(service.load_all(), name="load-models")
+        try:
+            yield
+        finally:
+            if not loading.done():
+                loading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loading
+            await service.shutdown()
+
+    app = FastAPI(
+        title="bertserve",
+        version="0.1.0",
+        summary="Fine-tuned BERT heads over HTTP: classify, pair, QA and NER with dynamic batching on ONNX Runtime",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    install_handlers(app, settings.retry_after_s)
+    app.include_router(inference_router())
+    app.include_router(system_router())
+    app.add_middleware(
+        ServingMiddleware,
+        metrics=metrics,
+        task_paths={f"/{name}": name for name in TASKS},
+        max_body_bytes=settings.max_body_bytes,
+        max_inflight=settings.max_inflight_requests,
+        retry_after_s=settings.retry_after_s,
+    )
+    return app

@@ -1,0 +1,117 @@
+"""Pure ASGI middleware: request ids, body size limit, in-flight cap, request metrics.
+
+Pure ASGI (not BaseHTTPMiddleware) so that `receive` stays the server's own and a route can
+notice a client that went away.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.exceptions import HTTPException
+
+from app.errors import STATUS_TABLE, error_body
+from app.metrics import Metrics
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+REQUEST_ID = "x-request-id"
+
+
+class ServingMiddleware:
+    """Wraps every HTTP request; counts and limits the inference ones (`task_paths`)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        task_paths: dict[str, str],
+        max_body_bytes: int,
+        max_inflight: int,
+        retry_after_s: int,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.task_paths = task_paths
+        self.max_body_bytes = max_body_bytes
+        self.max_inflight = max_inflight
+        self.retry_after_s = retry_after_s
+        self.inflight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        request_id = headers.get(REQUEST_ID) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        task = self.task_paths.get(scope.get("path", ""))
+        status = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (REQUEST_ID.encode(), request_id.encode())]
+            await send(message)
+
+        if task is None:
+            await self.app(scope, receive, send_wrapper)
+            return
+
+        started = time.perf_counter()
+        try:
+            declared = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            declared = 0
+        if declared > self.max_body_bytes:
+            await self._reject(send_wrapper, "payload_too_large",
+                               f"request body of {declared} bytes; the limit is {self.max_body_bytes}")
+        elif self.inflight >= self.max_inflight:
+            self.metrics.rejected.labels("", "overloaded").inc()
+            await self._reject(send_wrapper, "overloaded",
+                               f"{self.inflight} requests in progress; the limit is {self.max_inflight}")
+        else:
+            self.inflight += 1
+            self.metrics.inflight.inc()
+            try:
+                await self.app(scope, self._limited(receive), send_wrapper)
+            finally:
+                self.inflight -= 1
+                self.metrics.inflight.dec()
+        model = str(scope["state"].get("model", ""))
+        self.metrics.requests.labels(model, task, str(status["code"])).inc()
+        self.metrics.request_duration.labels(model, task).observe(time.perf_counter() - started)
+
+    def _limited(self, receive: Receive) -> Receive:
+        """A receive that refuses bodies over the limit even without a Content-Length."""
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise HTTPException(413, f"request body over {self.max_body_bytes} bytes")
+            return message
+
+        return limited
+
+    async def _reject(self, send: Send, kind: str, message: str) -> None:
+        spec = STATUS_TABLE[kind]
+        body = json.dumps(error_body(kind, message)).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if spec.retry:
+            headers.append((b"retry-after", str(self.retry_after_s).encode()))
+        await send({"type": "http.response.start", "status": spec.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

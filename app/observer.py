@@ -1,0 +1,35 @@
+"""Feeds one model's batch reports into the Prometheus metrics."""
+
+from __future__ import annotations
+
+from app.batching import BatchReport, DropReport
+from app.metrics import Metrics
+
+
+class MetricsObserver:
+    """A BatchObserver that records batches, drops and queue depth for one model."""
+
+    def __init__(self, metrics: Metrics, model: str) -> None:
+        self._batch_size = metrics.batch_size.labels(model)
+        self._batch_tokens = metrics.batch_tokens.labels(model)
+        self._padding = metrics.padding_ratio.labels(model)
+        self._inference = metrics.inference.labels(model)
+        self._queue_wait = metrics.queue_wait.labels(model)
+        self._queue_items = metrics.queue_items.labels(model)
+        self._rejected = metrics.rejected
+        self._model = model
+
+    def on_batch(self, report: BatchReport) -> None:
+        self._batch_size.observe(report.size)
+        self._batch_tokens.observe(report.padded_tokens)
+        if report.padded_tokens:
+            self._padding.observe(1.0 - report.real_tokens / report.padded_tokens)
+        self._inference.observe(report.run_seconds)
+        for wait in report.queue_waits:
+            self._queue_wait.observe(wait)
+
+    def on_drop(self, report: DropReport) -> None:
+        self._rejected.labels(self._model, report.reason).inc(report.count)
+
+    def on_queue_depth(self, depth: int) -> None:
+        self._queue_items.set(depth)

@@ -1,0 +1,147 @@
+"""The model repository: `models/<name>/manifest.json`, tokenizer and ONNX variants.
+
+Finds the model folders, checks each one (manifest, tokenizer, variant file and checksum),
+picks the variant for the provider in use and opens its session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from app.errors import ModelLoadError
+from app.runtime.buckets import ShapeBuckets
+from app.runtime.manifest import MANIFEST_FILE, Manifest, Precision, Variant
+from app.runtime.providers import CUDA, open_session
+from app.runtime.session import OnnxModel
+from app.runtime.tokenizer import TextEncoder
+from app.settings import Settings
+
+log = logging.getLogger("bertserve.repository")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to batch: its manifest, tokenizer, chosen variant and session."""
+
+    name: str
+    folder: Path
+    manifest: Manifest
+    variant: Variant
+    encoder: TextEncoder
+    onnx: OnnxModel
+    fell_back_to_cpu: bool
+
+    @property
+    def provider(self) -> str:
+        return self.onnx.provider
+
+
+def discover(settings: Settings) -> list[str]:
+    """Names of the models to load: the configured list, or every folder with a manifest."""
+    if settings.models is not None:
+        return list(settings.models)
+    if not settings.model_dir.is_dir():
+        return []
+    return sorted(p.name for p in settings.model_dir.iterdir() if (p / MANIFEST_FILE).is_file())
+
+
+def read_manifest(folder: Path) -> Manifest:
+    """The folder's manifest, or a ModelLoadError that says what is wrong with it."""
+    if not folder.is_dir():
+        raise ModelLoadError(f"{folder.name}: no model folder at {folder}")
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{folder.name}: {MANIFEST_FILE} is missing")
+    try:
+        return Manifest.read(folder)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "document"
+        raise ModelLoadError(f"{folder.name}: {MANIFEST_FILE} is invalid at {where}: {first['msg']}") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelLoadError(f"{folder.name}: cannot read {MANIFEST_FILE}: {error}") from error
+
+
+def precision_order(settings: Settings, on_cuda: bool) -> list[Precision]:
+    """Preferred precisions: the configured one alone, or auto's order for the provider."""
+    if settings.precision != "auto":
+        return [settings.precision]
+    return ["fp16", "fp32"] if on_cuda else ["int8", "fp32"]
+
+
+def choose_variant(manifest: Manifest, order: list[Precision], folder: Path) -> Variant:
+    for precision in order:
+        variant = manifest.variant(precision)
+        if variant is not None:
+            return variant
+    built = ", ".join(f"{v.precision}{'' if v.parity.passed else ' (failed validation)'}" for v in manifest.variants)
+    raise ModelLoadError(f"{folder.name}: no validated variant among {order}; the folder has: {built or 'none'}")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_file(folder: Path, variant: Variant) -> Path:
+    path = folder / variant.file
+    if not path.is_file():
+        raise ModelLoadError(f"{folder.name}: variant file {variant.file} is missing")
+    if path.stat().st_size != variant.size_bytes or sha256_of(path) != variant.sha256:
+        raise ModelLoadError(f"{folder.name}: {variant.file} does not match its manifest checksum (corrupt?)")
+    return path
+
+
+def load_model(name: str, settings: Settings) -> LoadedModel:
+    """Open one model folder; every failure is a ModelLoadError naming the folder and the cause."""
+    folder = settings.model_dir / name
+    manifest = read_manifest(folder)
+    tokenizer_path = folder / manifest.tokenizer_file
+    try:
+        encoder = TextEncoder.from_file(tokenizer_path)
+    except Exception as error:
+        raise ModelLoadError(f"{name}: cannot load tokenizer {manifest.tokenizer_file}: {error}") from error
+
+    # The provider decides the variant, so open the fp32 file first only to learn the provider
+    # would be wasteful: decide from settings and fix up if CUDA was not to be had.
+    from app.runtime.providers import wants_cuda  # local: keeps the import graph obvious
+
+    import onnxruntime as ort
+
+    on_cuda = wants_cuda(settings, ort.get_available_providers())
+    variant = choose_variant(manifest, precision_order(settings, on_cuda), folder)
+    opened = open_session(check_file(folder, variant), settings)
+    if opened.provider != CUDA and variant.precision == "fp16" and settings.precision == "auto":
+        variant = choose_variant(manifest, precision_order(settings, False), folder)
+        opened = open_session(check_file(folder, variant), settings)
+
+    on_device = opened.provider == CUDA
+    limits = settings.limits_for(name)
+    buckets = None
+    if settings.shape_buckets == "on" or (settings.shape_buckets == "auto" and on_device):
+        buckets = ShapeBuckets.build(
+            settings.batch_buckets, settings.length_buckets,
+            max_batch=limits.max_batch_size, max_length=manifest.max_length,
+        )
+    io_binding = settings.io_binding == "on" or (settings.io_binding == "auto" and on_device)
+    onnx = OnnxModel(
+        opened.session,
+        pad_token_id=manifest.pad_token_id,
+        max_length=manifest.max_length,
+        buckets=buckets,
+        io_binding=io_binding,
+        cuda_graphs=settings.cuda_graphs,
+    )
+    log.info(
+        "model %s: task=%s precision=%s provider=%s io_binding=%s buckets=%s cuda_graphs=%s",
+        name, manifest.task, variant.precision, onnx.provider, io_binding, buckets is not None, onnx.cuda_graphs,
+    )
+    return LoadedModel(name, folder, manifest, variant, encoder, onnx, opened.fell_back)

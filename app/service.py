@@ -1,0 +1,263 @@
+"""The models being served, their batchers and readiness: what the routes talk to."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from app.batching import BatcherClosed, DeadlineExceeded, DynamicBatcher, QueueFull
+from app.errors import (
+    Draining,
+    InferenceFailed,
+    InvalidRequest,
+    ModelLoadError,
+    ModelNotFound,
+    ModelNotReady,
+    QueueFullError,
+    ServiceError,
+    TextTooLong,
+    Timeout,
+    TooManyInputs,
+    WrongTask,
+)
+from app.metrics import Metrics
+from app.observer import MetricsObserver
+from app.runtime.repository import LoadedModel, discover, load_model
+from app.settings import Settings
+from app.tasks.base import EncodedItem, InvalidInput, ItemOutputs, ModelContext, Task
+
+log = logging.getLogger("bertserve.service")
+
+
+@dataclass
+class ModelSlot:
+    """One configured model: loading, ready, or failed with a reason."""
+
+    name: str
+    state: str = "loading"  # loading | ready | failed
+    error: str | None = None
+    loaded: LoadedModel | None = None
+    context: ModelContext | None = None
+    batcher: DynamicBatcher[EncodedItem, ItemOutputs] | None = None
+    warmup_shapes: int = 0
+    load_seconds: float = 0.0
+
+
+@dataclass
+class Timings:
+    """Per-request stage times, for response headers."""
+
+    tokenize: float = 0.0
+    queue: float = 0.0
+    inference: float = 0.0
+
+
+@dataclass
+class Service:
+    settings: Settings
+    metrics: Metrics
+    slots: dict[str, ModelSlot] = field(default_factory=dict)
+    draining: bool = False
+    loaded: bool = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def load_all(self) -> None:
+        """Load, warm up and start every model; failures are recorded, not raised."""
+        names = discover(self.settings)
+        if not names:
+            log.error("no models found in %s", self.settings.model_dir.resolve())
+        for name in names:
+            self.slots[name] = ModelSlot(name)
+        for name in names:
+            await self._load_one(self.slots[name])
+        self.loaded = True
+        self._update_ready()
+
+    async def _load_one(self, slot: ModelSlot) -> None:
+        started = time.perf_counter()
+        try:
+            loaded = await asyncio.to_thread(load_model, slot.name, self.settings)
+            limits = self.settings.limits_for(slot.name)
+            if loaded.onnx.cuda_graphs and limits.max_concurrent_batches != 1:
+                limits = limits.model_copy(update={"max_concurrent_batches": 1})
+            if self.settings.warmup:
+                slot.warmup_shapes = await asyncio.to_thread(
+                    loaded.onnx.warmup, limits.max_batch_size, limits.max_batch_tokens
+                )
+        except ModelLoadError as error:
+            slot.state, slot.error = "failed", error.message
+            log.error("model %s failed to load: %s", slot.name, error.message)
+            self.metrics.model_ready.labels(slot.name).set(0)
+            return
+        except Exception as error:  # an unexpected failure still must not take the others down
+            slot.state, slot.error = "failed", f"{type(error).__name__}: {error}"
+            log.exception("model %s failed to load", slot.name)
+            self.metrics.model_ready.labels(slot.name).set(0)
+            return
+        slot.loaded = loaded
+        slot.context = ModelContext(slot.name, loaded.manifest, loaded.encoder)
+        slot.batcher = DynamicBatcher(
+            slot.name, loaded.onnx, limits, observer=MetricsObserver(self.metrics, slot.name)
+        )
+        slot.batcher.start()
+        slot.load_seconds = time.perf_counter() - started
+        slot.state = "ready"
+        self.metrics.model_info.labels(
+            slot.name, loaded.manifest.task, loaded.variant.precision, loaded.provider
+        ).set(1)
+        self.metrics.model_ready.labels(slot.name).set(1)
+        log.info("model %s ready in %.1f s (%d warm-up shapes)", slot.name, slot.load_seconds, slot.warmup_shapes)
+
+    def begin_drain(self) -> None:
+        """Stop taking new work: readiness goes false, new requests get 503."""
+        if not self.draining:
+            log.info("draining: no new requests; finishing accepted work")
+        self.draining = True
+        self._update_ready()
+
+    async def shutdown(self) -> None:
+        """Finish accepted work (up to the drain timeout), then stop every batcher."""
+        self.begin_drain()
+        batchers = [slot.batcher for slot in self.slots.values() if slot.batcher is not None]
+        for batcher in batchers:
+            batcher.stop_accepting()
+        results = await asyncio.gather(*(b.wait_idle(self.settings.drain_timeout_s) for b in batchers))
+        if not all(results):
+            log.error("drain timeout: some queued work did not finish in %.0f s", self.settings.drain_timeout_s)
+        await asyncio.gather(*(b.close() for b in batchers))
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.loaded
+            and not self.draining
+            and bool(self.slots)
+            and all(slot.state == "ready" for slot in self.slots.values())
+        )
+
+    def _update_ready(self) -> None:
+        self.metrics.ready.set(1 if self.ready else 0)
+
+    def readiness(self) -> dict[str, Any]:
+        return {
+            "ready": self.ready,
+            "draining": self.draining,
+            "models": {name: slot.state for name, slot in self.slots.items()},
+            "errors": {name: slot.error for name, slot in self.slots.items() if slot.error},
+        }
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def resolve(self, task: Task[Any, Any], requested: str | None) -> ModelSlot:
+        """The slot that serves this request: the named model, or the task's default."""
+        if self.draining:
+            raise Draining("the server is shutting down", retry_after=self.settings.retry_after_s)
+        name = requested or self.default_model(task.name)
+        if name is None:
+            raise ModelNotFound(f"no model serves task {task.name!r}")
+        slot = self.slots.get(name)
+        if slot is None:
+            known = ", ".join(sorted(self.slots)) or "none"
+            raise ModelNotFound(f"unknown model {name!r}; models: {known}")
+        if slot.state == "failed":
+            raise ModelNotReady(f"model {name!r} failed to load: {slot.error}", retry_after=30)
+        if slot.state != "ready" or slot.context is None:
+            raise ModelNotReady(f"model {name!r} is still loading", retry_after=self.settings.retry_after_s)
+        if slot.context.manifest.task != task.name:
+            raise WrongTask(f"model {name!r} serves {slot.context.manifest.task!r}, not {task.name!r}")
+        return slot
+
+    def default_model(self, task_name: str) -> str | None:
+        configured = self.settings.default_models.get(task_name)
+        if configured is not None:
+            return configured
+        for name in sorted(self.slots):
+            slot = self.slots[name]
+            if slot.context is not None and slot.context.manifest.task == task_name:
+                return name
+        return None
+
+    def check_limits(self, task: Task[Any, Any], request: BaseModel) -> None:
+        count = task.input_count(request)
+        if count > self.settings.max_items_per_request:
+            raise TooManyInputs(f"{count} inputs in one request; the limit is {self.settings.max_items_per_request}")
+        for text in task.texts(request):
+            if len(text) > self.settings.max_text_chars:
+                raise TextTooLong(f"a text of {len(text)} characters; the limit is {self.settings.max_text_chars}")
+
+    async def infer(
+        self, task: Task[Any, Any], slot: ModelSlot, request: BaseModel, timings: Timings
+    ) -> BaseModel:
+        """Tokenize, queue, batch, run and post-process one request."""
+        assert slot.context is not None and slot.batcher is not None
+        context, batcher = slot.context, slot.batcher
+        started = time.perf_counter()
+        try:
+            prepared = await asyncio.to_thread(task.preprocess, request, context)
+        except InvalidInput as error:
+            raise InvalidRequest(str(error)) from error
+        timings.tokenize = time.perf_counter() - started
+        self.metrics.tokenize.labels(slot.name).observe(timings.tokenize)
+        if prepared.truncated:
+            self.metrics.truncated.labels(slot.name).inc(prepared.truncated)
+        try:
+            done = await batcher.submit(
+                [(item, item.length) for item in prepared.items], self.settings.request_timeout_s
+            )
+        except QueueFull as error:
+            self.metrics.rejected.labels(slot.name, "queue_full").inc()
+            raise QueueFullError(str(error), retry_after=self.settings.retry_after_s) from error
+        except BatcherClosed as error:
+            self.metrics.rejected.labels(slot.name, "shutting_down").inc()
+            raise Draining(str(error), retry_after=self.settings.retry_after_s) from error
+        except DeadlineExceeded as error:
+            self.metrics.rejected.labels(slot.name, "timeout").inc()
+            raise Timeout(f"model {slot.name!r}: {error}") from error
+        except ServiceError:
+            raise
+        except Exception as error:
+            log.exception("inference failed on %s", slot.name)
+            raise InferenceFailed(f"inference failed on model {slot.name!r}: {type(error).__name__}") from error
+        timings.queue, timings.inference = done.queue_seconds, done.inference_seconds
+        try:
+            return task.postprocess(request, prepared, done.outputs, context)
+        except InvalidInput as error:
+            raise InvalidRequest(str(error)) from error
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every model's task, labels, precision, provider, limits and parity, for /v1/models."""
+        described: list[dict[str, Any]] = []
+        for name, slot in sorted(self.slots.items()):
+            entry: dict[str, Any] = {"name": name, "state": slot.state}
+            if slot.error:
+                entry["error"] = slot.error
+            if slot.loaded is not None and slot.batcher is not None:
+                manifest, variant = slot.loaded.manifest, slot.loaded.variant
+                entry |= {
+                    "task": manifest.task,
+                    "default": self.default_model(manifest.task) == name,
+                    "architecture": manifest.architecture,
+                    "labels": [manifest.id2label[i] for i in sorted(manifest.id2label)],
+                    "problem_type": manifest.problem_type,
+                    "max_length": manifest.max_length,
+                    "precision": variant.precision,
+                    "provider": slot.loaded.provider,
+                    "fell_back_to_cpu": slot.loaded.fell_back_to_cpu,
+                    "io_binding": slot.loaded.onnx.io_binding,
+                    "shape_buckets": slot.loaded.onnx.buckets is not None,
+                    "cuda_graphs": slot.loaded.onnx.cuda_graphs,
+                    "parity": variant.parity.model_dump(),
+                    "fused_ops": variant.fused_ops,
+                    "batching": {"queue_items": slot.batcher.queue_depth, **slot.batcher.limits.model_dump()},
+                    "source": manifest.source.model_dump(),
+                    "load_seconds": round(slot.load_seconds, 3),
+                }
+            described.append(entry)
+        return described
+
