@@ -100,6 +100,9 @@ class Service:
             log.exception("model %s failed to load", slot.name)
             self.metrics.model_ready.labels(slot.name).set(0)
             return
+        loaded.encoder.encode(
+            "warm up", max_length=8
+        )  # this thread's tokenizer clone, built off the hot path
         slot.loaded = loaded
         slot.context = ModelContext(slot.name, loaded.manifest, loaded.encoder)
         slot.batcher = DynamicBatcher(
@@ -112,7 +115,9 @@ class Service:
             slot.name, loaded.manifest.task, loaded.variant.precision, loaded.provider
         ).set(1)
         self.metrics.model_ready.labels(slot.name).set(1)
-        log.info("model %s ready in %.1f s (%d warm-up shapes)", slot.name, slot.load_seconds, slot.warmup_shapes)
+        log.info(
+            "model %s ready in %.1f s (%d warm-up shapes)", slot.name, slot.load_seconds, slot.warmup_shapes
+        )
 
     def begin_drain(self) -> None:
         """Stop taking new work: readiness goes false, new requests get 503."""
@@ -129,7 +134,9 @@ class Service:
             batcher.stop_accepting()
         results = await asyncio.gather(*(b.wait_idle(self.settings.drain_timeout_s) for b in batchers))
         if not all(results):
-            log.error("drain timeout: some queued work did not finish in %.0f s", self.settings.drain_timeout_s)
+            log.error(
+                "drain timeout: some queued work did not finish in %.0f s", self.settings.drain_timeout_s
+            )
         await asyncio.gather(*(b.close() for b in batchers))
 
     @property
@@ -155,9 +162,12 @@ class Service:
     # -- requests -------------------------------------------------------------------------------
 
     def resolve(self, task: Task[Any, Any], requested: str | None) -> ModelSlot:
-        """The slot that serves this request: the named model, or the task's default."""
-        if self.draining:
-            raise Draining("the server is shutting down", retry_after=self.settings.retry_after_s)
+        """The slot that serves this request: the named model, or the task's default.
+
+        Draining does not refuse here: a request that reached the server is served. Readiness
+        turns false at SIGTERM so no new traffic is routed here, and the batchers refuse only
+        once the HTTP server has stopped taking requests.
+        """
         name = requested or self.default_model(task.name)
         if name is None:
             raise ModelNotFound(f"no model serves task {task.name!r}")
@@ -186,10 +196,14 @@ class Service:
     def check_limits(self, task: Task[Any, Any], request: BaseModel) -> None:
         count = task.input_count(request)
         if count > self.settings.max_items_per_request:
-            raise TooManyInputs(f"{count} inputs in one request; the limit is {self.settings.max_items_per_request}")
+            raise TooManyInputs(
+                f"{count} inputs in one request; the limit is {self.settings.max_items_per_request}"
+            )
         for text in task.texts(request):
             if len(text) > self.settings.max_text_chars:
-                raise TextTooLong(f"a text of {len(text)} characters; the limit is {self.settings.max_text_chars}")
+                raise TextTooLong(
+                    f"a text of {len(text)} characters; the limit is {self.settings.max_text_chars}"
+                )
 
     async def infer(
         self, task: Task[Any, Any], slot: ModelSlot, request: BaseModel, timings: Timings
@@ -199,7 +213,10 @@ class Service:
         context, batcher = slot.context, slot.batcher
         started = time.perf_counter()
         try:
-            prepared = await asyncio.to_thread(task.preprocess, request, context)
+            if sum(map(len, task.texts(request))) <= self.settings.inline_tokenize_chars:
+                prepared = task.preprocess(request, context)  # cheaper than a thread hop
+            else:
+                prepared = await asyncio.to_thread(task.preprocess, request, context)
         except InvalidInput as error:
             raise InvalidRequest(str(error)) from error
         timings.tokenize = time.perf_counter() - started
@@ -223,10 +240,13 @@ class Service:
             raise
         except Exception as error:
             log.exception("inference failed on %s", slot.name)
-            raise InferenceFailed(f"inference failed on model {slot.name!r}: {type(error).__name__}") from error
+            raise InferenceFailed(
+                f"inference failed on model {slot.name!r}: {type(error).__name__}"
+            ) from error
         timings.queue, timings.inference = done.queue_seconds, done.inference_seconds
         try:
-            return task.postprocess(request, prepared, done.outputs, context)
+            answer: BaseModel = task.postprocess(request, prepared, done.outputs, context)
+            return answer
         except InvalidInput as error:
             raise InvalidRequest(str(error)) from error
 
@@ -260,4 +280,3 @@ class Service:
                 }
             described.append(entry)
         return described
-

@@ -16,12 +16,8 @@ class BatchLimits(BaseModel):
     max_batch_tokens: int = Field(
         16384, ge=1, description="padded token budget of a batch: longest item x items"
     )
-    max_delay_ms: float = Field(
-        5.0, ge=0, description="longest the oldest queued item waits for companions"
-    )
-    max_queue_items: int = Field(
-        4096, ge=1, description="queued items beyond which new requests get 429"
-    )
+    max_delay_ms: float = Field(5.0, ge=0, description="longest the oldest queued item waits for companions")
+    max_queue_items: int = Field(4096, ge=1, description="queued items beyond which new requests get 429")
     max_concurrent_batches: int = Field(
         1, ge=1, description="batches running on the model at once (2 overlaps copies with compute on CUDA)"
     )
@@ -58,7 +54,9 @@ class Settings(BaseSettings):
     thread_spinning: bool = Field(
         False, description="let ONNX Runtime worker threads spin between runs (faster runs, busier cores)"
     )
-    cuda_tf32: bool = Field(False, description="allow TF32 matmuls on CUDA (faster, drifts from PyTorch fp32)")
+    cuda_tf32: bool = Field(
+        False, description="allow TF32 matmuls on CUDA (faster, drifts from PyTorch fp32)"
+    )
     io_binding: Literal["auto", "on", "off"] = Field(
         "auto", description="bind inputs and outputs to device buffers; auto = on with CUDA"
     )
@@ -85,6 +83,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(2_000_000, ge=1, description="largest accepted request body")
     max_items_per_request: int = Field(256, ge=1, description="most texts (or pairs, questions) per request")
     max_text_chars: int = Field(50_000, ge=1, description="longest accepted text, in characters")
+    inline_tokenize_chars: int = Field(
+        2000, ge=0, description="requests with fewer characters are tokenized on the event loop, not in a thread"
+    )
     max_inflight_requests: int = Field(
         1024, ge=1, description="requests in progress beyond which new ones get 503"
     )
