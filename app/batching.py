@@ -47,12 +47,17 @@ class PreparedBatch(Protocol):
     def padded_tokens(self) -> int: ...
 
 
-class BatchRunner(Protocol[PayloadT, OutputT]):
+PayloadT_contra = TypeVar("PayloadT_contra", contravariant=True)
+OutputT_co = TypeVar("OutputT_co", covariant=True)
+PreparedT = TypeVar("PreparedT", bound=PreparedBatch)
+
+
+class BatchRunner(Protocol[PayloadT_contra, PreparedT, OutputT_co]):
     """Pads and runs batches; both methods are called from worker threads."""
 
-    def prepare(self, payloads: Sequence[PayloadT]) -> PreparedBatch: ...
+    def prepare(self, payloads: Sequence[PayloadT_contra]) -> PreparedT: ...
 
-    def run(self, batch: PreparedBatch) -> Sequence[OutputT]: ...
+    def run(self, batch: PreparedT) -> Sequence[OutputT_co]: ...
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
     def __init__(
         self,
         name: str,
-        runner: BatchRunner[PayloadT, OutputT],
+        runner: BatchRunner[PayloadT, Any, OutputT],
         limits: BatchLimits,
         *,
         observer: BatchObserver | None = None,
@@ -192,7 +197,9 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
     def start(self) -> None:
         """Start the batching loop on the running event loop."""
         if self._loop_task is None:
-            self._loop_task = asyncio.get_running_loop().create_task(self._batch_loop(), name=f"batcher-{self.name}")
+            self._loop_task = asyncio.get_running_loop().create_task(
+                self._batch_loop(), name=f"batcher-{self.name}"
+            )
 
     @property
     def queue_depth(self) -> int:
@@ -212,7 +219,8 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
             raise BatcherClosed(f"model {self.name!r} is shutting down")
         if len(self._queue) + len(items) > self.limits.max_queue_items:
             raise QueueFull(
-                f"model {self.name!r} has {len(self._queue)} items queued (limit {self.limits.max_queue_items})"
+                f"model {self.name!r} has {len(self._queue)} items queued"
+                f" (limit {self.limits.max_queue_items})"
             )
         loop = asyncio.get_running_loop()
         now = self._clock()

@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="bertserve",
         version="0.1.0",
-        summary="Fine-tuned BERT heads over HTTP: classify, pair, QA and NER with dynamic batching on ONNX Runtime",
+        summary="Fine-tuned BERT heads over HTTP: classify, pair, QA and NER, "
+        "dynamically batched on ONNX Runtime",
         lifespan=lifespan,
     )
     app.state.service = service

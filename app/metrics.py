@@ -6,7 +6,24 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256)
 TOKEN_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 RATIO_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -24,20 +41,32 @@ class Metrics:
             "bertserve_requests", "Requests answered, by status code", ["model", "task", "code"], registry=r
         )
         self.request_duration = Histogram(
-            "bertserve_request_duration_seconds", "Whole request latency", ["model", "task"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "bertserve_request_duration_seconds",
+            "Whole request latency",
+            ["model", "task"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.tokenize = Histogram(
-            "bertserve_tokenize_seconds", "Tokenization time per request", ["model"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "bertserve_tokenize_seconds",
+            "Tokenization time per request",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.queue_wait = Histogram(
-            "bertserve_queue_wait_seconds", "Time an item waits before its batch starts", ["model"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "bertserve_queue_wait_seconds",
+            "Time an item waits before its batch starts",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.inference = Histogram(
-            "bertserve_inference_seconds", "ONNX Runtime time per batch", ["model"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "bertserve_inference_seconds",
+            "ONNX Runtime time per batch",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.batch_size = Histogram(
             "bertserve_batch_size", "Items per batch", ["model"], buckets=BATCH_SIZE_BUCKETS, registry=r
@@ -46,8 +75,11 @@ class Metrics:
             "bertserve_batch_tokens", "Padded tokens per batch", ["model"], buckets=TOKEN_BUCKETS, registry=r
         )
         self.padding_ratio = Histogram(
-            "bertserve_padding_ratio", "Share of a batch's tokens that are padding", ["model"],
-            buckets=RATIO_BUCKETS, registry=r,
+            "bertserve_padding_ratio",
+            "Share of a batch's tokens that are padding",
+            ["model"],
+            buckets=RATIO_BUCKETS,
+            registry=r,
         )
         self.queue_items = Gauge("bertserve_queue_items", "Items waiting in the queue", ["model"], registry=r)
         self.inflight = Gauge("bertserve_inflight_requests", "Requests in progress", registry=r)
@@ -58,11 +90,14 @@ class Metrics:
             "bertserve_rejected", "Requests or items refused, by reason", ["model", "reason"], registry=r
         )
         self.model_info = Gauge(
-            "bertserve_model_info", "Loaded models: 1 per model with its task, precision and provider",
-            ["model", "task", "precision", "provider"], registry=r,
+            "bertserve_model_info",
+            "Loaded models: 1 per model with its task, precision and provider",
+            ["model", "task", "precision", "provider"],
+            registry=r,
         )
         self.model_ready = Gauge(
             "bertserve_model_ready", "1 when the model is loaded and warmed up", ["model"], registry=r
         )
-        self.ready = Gauge("bertserve_ready", "1 when every model is ready and the server is not draining",
-                           registry=r)
+        self.ready = Gauge(
+            "bertserve_ready", "1 when every model is ready and the server is not draining", registry=r
+        )

@@ -74,12 +74,18 @@ class ServingMiddleware:
         except ValueError:
             declared = 0
         if declared > self.max_body_bytes:
-            await self._reject(send_wrapper, "payload_too_large",
-                               f"request body of {declared} bytes; the limit is {self.max_body_bytes}")
+            await self._reject(
+                send_wrapper,
+                "payload_too_large",
+                f"request body of {declared} bytes; the limit is {self.max_body_bytes}",
+            )
         elif self.inflight >= self.max_inflight:
             self.metrics.rejected.labels("", "overloaded").inc()
-            await self._reject(send_wrapper, "overloaded",
-                               f"{self.inflight} requests in progress; the limit is {self.max_inflight}")
+            await self._reject(
+                send_wrapper,
+                "overloaded",
+                f"{self.inflight} requests in progress; the limit is {self.max_inflight}",
+            )
         else:
             self.inflight += 1
             self.metrics.inflight.inc()

@@ -29,6 +29,7 @@ from app.metrics import Metrics
 from app.observer import MetricsObserver
 from app.runtime.repository import LoadedModel, discover, load_model
 from app.settings import Settings
+from app.tasks import TASKS
 from app.tasks.base import EncodedItem, InvalidInput, ItemOutputs, ModelContext, Task
 
 log = logging.getLogger("bertserve.service")
@@ -83,6 +84,10 @@ class Service:
         started = time.perf_counter()
         try:
             loaded = await asyncio.to_thread(load_model, slot.name, self.settings)
+            if loaded.manifest.task not in TASKS:
+                raise ModelLoadError(
+                    f"{slot.name}: task {loaded.manifest.task!r} is not served here (tasks: {', '.join(TASKS)})"
+                )
             limits = self.settings.limits_for(slot.name)
             if loaded.onnx.cuda_graphs and limits.max_concurrent_batches != 1:
                 limits = limits.model_copy(update={"max_concurrent_batches": 1})
@@ -213,7 +218,8 @@ class Service:
         context, batcher = slot.context, slot.batcher
         started = time.perf_counter()
         try:
-            if sum(map(len, task.texts(request))) <= self.settings.inline_tokenize_chars:
+            inline = sum(map(len, task.texts(request))) <= self.settings.inline_tokenize_chars
+            if inline:
                 prepared = task.preprocess(request, context)  # cheaper than a thread hop
             else:
                 prepared = await asyncio.to_thread(task.preprocess, request, context)
@@ -245,7 +251,10 @@ class Service:
             ) from error
         timings.queue, timings.inference = done.queue_seconds, done.inference_seconds
         try:
-            answer: BaseModel = task.postprocess(request, prepared, done.outputs, context)
+            if inline:
+                answer: BaseModel = task.postprocess(request, prepared, done.outputs, context)
+            else:  # QA builds a length x length matrix per window: keep big ones off the loop
+                answer = await asyncio.to_thread(task.postprocess, request, prepared, done.outputs, context)
             return answer
         except InvalidInput as error:
             raise InvalidRequest(str(error)) from error

@@ -84,7 +84,10 @@ class Settings(BaseSettings):
     max_items_per_request: int = Field(256, ge=1, description="most texts (or pairs, questions) per request")
     max_text_chars: int = Field(50_000, ge=1, description="longest accepted text, in characters")
     inline_tokenize_chars: int = Field(
-        2000, ge=0, description="requests with fewer characters are tokenized on the event loop, not in a thread"
+        2000,
+        ge=0,
+        description="requests of fewer characters are tokenized and post-processed on the event loop; "
+        "larger ones in a worker thread",
     )
     max_inflight_requests: int = Field(
         1024, ge=1, description="requests in progress beyond which new ones get 503"

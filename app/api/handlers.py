@@ -13,8 +13,13 @@ from app.errors import STATUS_TABLE, ServiceError, error_body
 
 log = logging.getLogger("bertserve.api")
 
-HTTP_KINDS = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-              415: "unsupported_media_type"}
+HTTP_KINDS = {
+    400: "invalid_json",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
 def error_response(kind: str, message: str, *, retry_after: int | None = None) -> JSONResponse:

@@ -47,7 +47,7 @@ def task_route(task: Task[Any, Any]) -> Any:
     request_model = task.request_model
 
     async def endpoint(body: request_model, request: Request, response: Response, service: ServiceDep) -> Any:  # type: ignore[valid-type]
-        slot = service.resolve(task, body.model)
+        slot = service.resolve(task, getattr(body, "model", None))
         request.state.model = slot.name
         service.check_limits(task, body)
         timings = Timings()

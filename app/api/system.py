@@ -23,13 +23,17 @@ def system_router() -> APIRouter:
     async def live() -> dict[str, str]:
         return {"status": "alive"}
 
-    @router.get("/health/ready", summary="Every model is loaded and warmed up, and the server is not draining")
+    @router.get(
+        "/health/ready", summary="Every model is loaded and warmed up, and the server is not draining"
+    )
     async def ready(request: Request) -> JSONResponse:
         service = _service(request)
         body = service.readiness()
         if body["ready"]:
             return JSONResponse(body)
-        return JSONResponse(body, status_code=503, headers={"Retry-After": str(service.settings.retry_after_s)})
+        return JSONResponse(
+            body, status_code=503, headers={"Retry-After": str(service.settings.retry_after_s)}
+        )
 
     @router.get("/v1/models", summary="The models served: task, labels, precision, provider, parity")
     async def models(request: Request) -> dict[str, Any]:

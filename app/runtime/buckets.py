@@ -16,7 +16,9 @@ class ShapeBuckets:
     lengths: tuple[int, ...]
 
     @classmethod
-    def build(cls, batch_sizes: Sequence[int], lengths: Sequence[int], *, max_batch: int, max_length: int) -> ShapeBuckets:
+    def build(
+        cls, batch_sizes: Sequence[int], lengths: Sequence[int], *, max_batch: int, max_length: int
+    ) -> ShapeBuckets:
         """Buckets clipped to the model's limits; the limits themselves are always buckets."""
         sizes = sorted({size for size in batch_sizes if 0 < size < max_batch} | {max_batch})
         lens = sorted({length for length in lengths if 0 < length < max_length} | {max_length})

@@ -25,11 +25,17 @@ class Parity(_Strict):
     samples: int = Field(description="number of validation inputs")
     max_abs_diff: dict[str, float] = Field(description="max |ORT - PyTorch| per output name")
     decision_agreement: float = Field(
-        description="fraction of inputs whose decision matches (argmax label, best span, token tags)"
+        description="fraction of decisions that match: argmax label per input (classify, pair), "
+        "best span per input (qa), argmax tag per real token (ner)"
     )
-    atol: float = Field(description="tolerance the max |diff| was held to")
+    atol: float = Field(
+        description="bound the max |diff| was held to (the exporter's atol + rtol x max |PyTorch output|)"
+    )
     min_agreement: float = Field(description="agreement the variant was held to")
     passed: bool
+    provider: str = Field(
+        default="CPUExecutionProvider", description="execution provider the figures were measured on"
+    )
 
 
 class Variant(_Strict):
@@ -48,6 +54,9 @@ class Variant(_Strict):
 class Source(_Strict):
     checkpoint: str = Field(description="hub id, or path (relative to the repository root when inside it)")
     architecture: str
+    fingerprint: str | None = Field(
+        default=None, description="sha256 of the checkpoint's config, weight and tokenizer files"
+    )
 
 
 class Manifest(_Strict):
@@ -55,7 +64,7 @@ class Manifest(_Strict):
 
     format_version: int = FORMAT_VERSION
     name: str
-    task: TaskName
+    task: str = Field(description="the task that serves the model: a name in app.tasks.TASKS")
     architecture: str
     model_type: str
     num_layers: int

@@ -54,7 +54,9 @@ def session_options(settings: Settings, *, on_cuda: bool) -> ort.SessionOptions:
     options.inter_op_num_threads = settings.inter_op_threads
     options.log_severity_level = 3
     # Spinning worker threads steal the cores the event loop and tokenizer need between batches.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.thread_spinning else "0")
+    options.add_session_config_entry(
+        "session.intra_op.allow_spinning", "1" if settings.thread_spinning else "0"
+    )
     if on_cuda:
         options.enable_mem_pattern = False
     return options

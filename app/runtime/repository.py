@@ -62,7 +62,9 @@ def read_manifest(folder: Path) -> Manifest:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "document"
-        raise ModelLoadError(f"{folder.name}: {MANIFEST_FILE} is invalid at {where}: {first['msg']}") from error
+        raise ModelLoadError(
+            f"{folder.name}: {MANIFEST_FILE} is invalid at {where}: {first['msg']}"
+        ) from error
     except (OSError, UnicodeDecodeError) as error:
         raise ModelLoadError(f"{folder.name}: cannot read {MANIFEST_FILE}: {error}") from error
 
@@ -79,8 +81,12 @@ def choose_variant(manifest: Manifest, order: list[Precision], folder: Path) -> 
         variant = manifest.variant(precision)
         if variant is not None:
             return variant
-    built = ", ".join(f"{v.precision}{'' if v.parity.passed else ' (failed validation)'}" for v in manifest.variants)
-    raise ModelLoadError(f"{folder.name}: no validated variant among {order}; the folder has: {built or 'none'}")
+    built = ", ".join(
+        f"{v.precision}{'' if v.parity.passed else ' (failed validation)'}" for v in manifest.variants
+    )
+    raise ModelLoadError(
+        f"{folder.name}: no validated variant among {order}; the folder has: {built or 'none'}"
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -112,9 +118,9 @@ def load_model(name: str, settings: Settings) -> LoadedModel:
 
     # The provider decides the variant, so open the fp32 file first only to learn the provider
     # would be wasteful: decide from settings and fix up if CUDA was not to be had.
-    from app.runtime.providers import wants_cuda  # local: keeps the import graph obvious
-
     import onnxruntime as ort
+
+    from app.runtime.providers import wants_cuda  # local: keeps the import graph obvious
 
     on_cuda = wants_cuda(settings, ort.get_available_providers())
     variant = choose_variant(manifest, precision_order(settings, on_cuda), folder)
@@ -128,8 +134,10 @@ def load_model(name: str, settings: Settings) -> LoadedModel:
     buckets = None
     if settings.shape_buckets == "on" or (settings.shape_buckets == "auto" and on_device):
         buckets = ShapeBuckets.build(
-            settings.batch_buckets, settings.length_buckets,
-            max_batch=limits.max_batch_size, max_length=manifest.max_length,
+            settings.batch_buckets,
+            settings.length_buckets,
+            max_batch=limits.max_batch_size,
+            max_length=manifest.max_length,
         )
     io_binding = settings.io_binding == "on" or (settings.io_binding == "auto" and on_device)
     onnx = OnnxModel(
@@ -142,6 +150,12 @@ def load_model(name: str, settings: Settings) -> LoadedModel:
     )
     log.info(
         "model %s: task=%s precision=%s provider=%s io_binding=%s buckets=%s cuda_graphs=%s",
-        name, manifest.task, variant.precision, onnx.provider, io_binding, buckets is not None, onnx.cuda_graphs,
+        name,
+        manifest.task,
+        variant.precision,
+        onnx.provider,
+        io_binding,
+        buckets is not None,
+        onnx.cuda_graphs,
     )
     return LoadedModel(name, folder, manifest, variant, encoder, onnx, opened.fell_back)

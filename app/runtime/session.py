@@ -95,10 +95,14 @@ class OnnxModel:
         self.input_names = [node.name for node in session.get_inputs()]
         self.output_names = [node.name for node in session.get_outputs()]
         self.token_level = {
-            node.name for node in session.get_outputs() if len(node.shape) >= 2 and node.shape[1] == SEQUENCE_AXIS
+            node.name
+            for node in session.get_outputs()
+            if len(node.shape) >= 2 and node.shape[1] == SEQUENCE_AXIS
         }
-        self._output_tail = {node.name: list(node.shape[2 if node.name in self.token_level else 1 :])
-                             for node in session.get_outputs()}
+        self._output_tail = {
+            node.name: list(node.shape[2 if node.name in self.token_level else 1 :])
+            for node in session.get_outputs()
+        }
         self.io_binding = io_binding
         self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
         self.cuda_graphs = cuda_graphs and self.device == "cuda" and buckets is not None and io_binding

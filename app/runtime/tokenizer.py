@@ -23,6 +23,21 @@ class TextEncoder:
         self._local = threading.local()
         probe = self._tokenizer()
         self.decoder = probe.decoder
+        self.special_tokens_single: int = probe.num_special_tokens_to_add(False)
+        """Special tokens added around one sequence ([CLS] x [SEP] for BERT: 2)."""
+        self.special_tokens_pair: int = probe.num_special_tokens_to_add(True)
+        """Special tokens added around a pair ([CLS] a [SEP] b [SEP] for BERT: 3)."""
+        self.continuing_subword_prefix: str | None = (
+            getattr(probe.model, "continuing_subword_prefix", None) or None
+        )
+        """`##` for WordPiece; None where the model does not mark subwords (NER falls back to a heuristic)."""
+        unk_token = getattr(probe.model, "unk_token", None)
+        self.unk_token_id: int | None = probe.token_to_id(unk_token) if unk_token else None
+        sample = probe.encode("a", add_special_tokens=True)
+        self.cls_token_id: int | None = (
+            sample.ids[0] if sample.special_tokens_mask and sample.special_tokens_mask[0] else None
+        )
+        """The id of the leading special token ([CLS], <s>), kept answerable by QA like the pipeline."""
 
     @classmethod
     def from_file(cls, path: Path) -> TextEncoder:
@@ -55,7 +70,10 @@ class TextEncoder:
         return tokenizer.encode(text, pair, add_special_tokens=True)
 
     def encode_batch(
-        self, texts: list[str] | list[tuple[str, str]], *, max_length: int | None,
+        self,
+        texts: list[str] | list[tuple[str, str]],
+        *,
+        max_length: int | None,
         strategy: TruncationStrategy = "longest_first",
     ) -> list[Encoding]:
         """Encode many inputs in one call (the Rust side parallelises)."""
@@ -64,13 +82,16 @@ class TextEncoder:
             tokenizer.no_truncation()
         else:
             tokenizer.enable_truncation(max_length, strategy=strategy)
-        return tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        encodings: list[Encoding] = tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        return encodings
 
     def token_to_id(self, token: str) -> int | None:
-        return self._tokenizer().token_to_id(token)
+        token_id: int | None = self._tokenizer().token_to_id(token)
+        return token_id
 
     def id_to_token(self, token_id: int) -> str | None:
-        return self._tokenizer().id_to_token(token_id)
+        token: str | None = self._tokenizer().id_to_token(token_id)
+        return token
 
     def tokens_to_string(self, tokens: list[str]) -> str:
         """What transformers' `convert_tokens_to_string` returns for a fast tokenizer."""

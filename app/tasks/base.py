@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import numpy as np
 from pydantic import BaseModel
 
-from app.runtime.manifest import Manifest, TaskName
+from app.runtime.manifest import Manifest
 from app.runtime.tokenizer import TextEncoder
 
 
@@ -67,20 +67,23 @@ ResponseT = TypeVar("ResponseT", bound=BaseModel)
 
 
 class Task(ABC, Generic[RequestT, ResponseT]):
-    """One endpoint's behaviour. Subclasses set the class attributes and the two methods."""
+    """One endpoint's behaviour. Subclasses set the class attributes and the four methods."""
 
-    name: ClassVar[TaskName]
+    name: ClassVar[str]
     summary: ClassVar[str]
     request_model: ClassVar[type[BaseModel]]
     response_model: ClassVar[type[BaseModel]]
+    output_names: ClassVar[tuple[str, ...]]
+    """The model outputs postprocess reads (a model serving the task must have them)."""
 
     @abstractmethod
     def preprocess(self, request: RequestT, model: ModelContext) -> Prepared:
         """Tokenize the request into items (may be many per input: QA windows, NER chunks)."""
 
     @abstractmethod
-    def postprocess(self, request: RequestT, prepared: Prepared, outputs: Sequence[ItemOutputs],
-                    model: ModelContext) -> ResponseT:
+    def postprocess(
+        self, request: RequestT, prepared: Prepared, outputs: Sequence[ItemOutputs], model: ModelContext
+    ) -> ResponseT:
         """Turn the items' outputs (same order as prepared.items) into the answer."""
 
     @abstractmethod

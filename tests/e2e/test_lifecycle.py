@@ -121,3 +121,45 @@ def test_an_empty_model_directory_is_never_ready(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/health/ready").status_code == 503
         with pytest.raises(RuntimeError):
             wait_until_ready(server, timeout=1)
+
+
+def test_io_binding_and_shape_buckets_give_the_same_answers(
+    tiny_models: Path, tmp_path: Path, live_url: str
+) -> None:
+    """The CUDA-path options (IO binding, bucket buffers reused in place) exercised on the CPU provider."""
+    env = {
+        "BERTSERVE_PRECISION": "fp32",
+        "BERTSERVE_IO_BINDING": "on",
+        "BERTSERVE_SHAPE_BUCKETS": "on",
+        "BERTSERVE_CUDA_GRAPHS": "true",
+        "BERTSERVE_BATCH__MAX_BATCH_TOKENS": "4096",
+    }
+    requests = [
+        (
+            "/classify",
+            {"inputs": ["short one", "a somewhat longer sentence about the weather today"], "top_k": None},
+        ),
+        ("/ner", {"inputs": "Angela Merkel met Emmanuel Macron in Paris."}),
+        (
+            "/qa",
+            {"inputs": {"question": "Where?", "context": "They met in Paris on a rainy day."}, "top_k": 2},
+        ),
+    ]
+    with run_server(tiny_models, tmp_path, env=env) as server:
+        models = {m["name"]: m for m in httpx.get(f"{server.url}/v1/models").json()["models"]}
+        assert all(m["io_binding"] and m["shape_buckets"] for m in models.values())
+        assert not any(m["cuda_graphs"] for m in models.values())  # CPU: graphs need CUDA
+        for path, body in requests:
+            bucketed = httpx.post(f"{server.url}{path}", json=body).json()["results"]
+            plain = httpx.post(f"{live_url}{path}", json=body).json()["results"]
+            assert _close(bucketed, plain), (bucketed, plain)
+
+
+def _close(a: object, b: object) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-5
+    return a == b

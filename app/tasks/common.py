@@ -1,0 +1,77 @@
+"""What the tasks share: input text types, the request/response envelope, score functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, TypeVar
+
+import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return text  # kept as sent: character offsets in answers refer to it
+
+
+Text = Annotated[str, AfterValidator(_not_blank)]
+"""A non-blank string, kept unchanged."""
+
+T = TypeVar("T")
+
+
+class TaskRequest(BaseModel):
+    """Fields every request has; unknown fields are rejected (a misspelt option is an error)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(
+        None, description="model to use (a name from /v1/models); the task's default model when null"
+    )
+
+
+class TaskResponse(BaseModel):
+    """The envelope of every answer."""
+
+    model: str = Field(description="the model that answered")
+
+
+def as_list(inputs: T | list[T]) -> list[T]:
+    """One input or many, as a list."""
+    return inputs if isinstance(inputs, list) else [inputs]
+
+
+def regroup(outputs: Sequence[T], sizes: Sequence[int]) -> list[list[T]]:
+    """Split the flat per-item outputs back into one list per input (`sizes[i]` items each)."""
+    if sum(sizes) != len(outputs):
+        raise ValueError(f"{len(outputs)} outputs for {sum(sizes)} items")
+    groups: list[list[T]] = []
+    cursor = 0
+    for size in sizes:
+        groups.append(list(outputs[cursor : cursor + size]))
+        cursor += size
+    return groups
+
+
+def mirror(results: list[Any], single: bool) -> Any:
+    """The single result for a single input, the list for a list (like the pipeline)."""
+    return results[0] if single else results
+
+
+def sigmoid(outputs: np.ndarray) -> np.ndarray:
+    """`transformers.pipelines.text_classification.sigmoid`, verbatim."""
+    result: np.ndarray = 1.0 / (1.0 + np.exp(-outputs))
+    return result
+
+
+def softmax(outputs: np.ndarray) -> np.ndarray:
+    """`transformers.pipelines.text_classification.softmax` (the NER pipeline's too), verbatim."""
+    maxes = np.max(outputs, axis=-1, keepdims=True)
+    shifted_exp = np.exp(outputs - maxes)
+    result: np.ndarray = shifted_exp / shifted_exp.sum(axis=-1, keepdims=True)
+    return result
+
+
+NonEmptyList = Field(min_length=1)
+"""For `Annotated[list[X], NonEmptyList]`."""

@@ -1,0 +1,205 @@
+"""POST /ner: named entities (`pipeline("token-classification")`).
+
+A text longer than the model's window is not cut: it is split into windows of the model's
+maximum length overlapping by `stride` tokens (one item each), and the entities of all chunks
+are merged as the pipeline merges them when given `stride`. With `stride` null the overlap is
+min(128, half the window); a text that fits in one window is unaffected by either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from tokenizers import Encoding
+
+from app.tasks.base import EncodedItem, InvalidInput, ItemOutputs, ModelContext, Prepared, Task
+from app.tasks.common import NonEmptyList, TaskRequest, TaskResponse, Text, as_list, mirror, regroup, softmax
+from app.tasks.ner_entities import (
+    Entity,
+    Strategy,
+    aggregate,
+    aggregate_overlapping_entities,
+    drop_ignored,
+    gather_pre_entities,
+    shift_index,
+)
+
+DEFAULT_STRIDE = 128
+
+
+class NERRequest(TaskRequest):
+    """`TokenClassificationPipeline`'s options; aggregation defaults to simple (the pipeline's: none)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"inputs": "My name is Wolfgang and I live in Berlin"},
+                {"inputs": ["Ada Lovelace worked in London."], "aggregation_strategy": "none"},
+            ]
+        }
+    )
+
+    inputs: Text | Annotated[list[Text], NonEmptyList] = Field(
+        description="a text, or a list of texts (the results mirror it)"
+    )
+    aggregation_strategy: Strategy = Field(
+        "simple",
+        description="none: every token; simple: adjacent tokens of one type grouped; first, average, max: "
+        "words take the label of their first token, of the average, or of their most confident token, "
+        "then are grouped",
+    )
+    ignore_labels: list[str] = Field(["O"], description="labels (or entity groups) left out of the answer")
+    stride: int | None = Field(
+        None,
+        ge=0,
+        strict=True,
+        description="overlap in tokens between the windows of a text longer than the model's maximum length; "
+        "null: min(128, half the window). Not accepted with aggregation_strategy none (as in the pipeline)",
+    )
+
+
+class TokenEntity(BaseModel):
+    """One token (aggregation_strategy none)."""
+
+    entity: str = Field(description="the token's label")
+    score: float
+    index: int = Field(description="the token's position in the encoded text ([CLS] is 0)")
+    word: str = Field(description="the token")
+    start: int = Field(description="character offsets of the token in the text")
+    end: int
+
+
+class EntityGroup(BaseModel):
+    """Adjacent tokens or words of one entity type."""
+
+    entity_group: str = Field(description="the entity type, without B-/I- prefix")
+    score: float = Field(description="mean score of the grouped tokens or words")
+    word: str = Field(description="the grouped tokens decoded; text[start:end] is the exact source")
+    start: int
+    end: int
+
+
+Entities = list[TokenEntity] | list[EntityGroup]
+
+
+class NERResponse(TaskResponse):
+    results: Entities | list[Entities] = Field(
+        description="per input, its entities in text order (a list of those for a list of inputs)",
+        examples=[[{"entity_group": "LOC", "score": 0.9991, "word": "berlin", "start": 34, "end": 40}]],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Chunked:
+    text: str
+    chunks: list[Encoding]
+    step: int  # tokens between the starts of consecutive chunks
+
+
+def chunk_stride(request: NERRequest, window: int) -> int:
+    """The overlap between chunks, validated like the pipeline (stride needs an aggregation)."""
+    if request.stride is None:
+        return min(DEFAULT_STRIDE, window // 2)
+    if request.aggregation_strategy == "none":
+        raise InvalidInput(
+            '`stride` was provided to process all the text but `aggregation_strategy="none"`, '
+            "please select another one instead."
+        )
+    if request.stride >= window:
+        raise InvalidInput(
+            f"stride ({request.stride}) must be smaller than the model's window of {window} tokens "
+            "(its maximum length less the special tokens)"
+        )
+    return request.stride
+
+
+class NERTask(Task[NERRequest, NERResponse]):
+    name = "ner"
+    summary = "Find named entities, like transformers' token-classification pipeline"
+    request_model: ClassVar[type[BaseModel]] = NERRequest
+    response_model: ClassVar[type[BaseModel]] = NERResponse
+    output_names: ClassVar[tuple[str, ...]] = ("logits",)
+
+    def input_count(self, request: NERRequest) -> int:
+        return len(as_list(request.inputs))
+
+    def texts(self, request: NERRequest) -> list[str]:
+        return as_list(request.inputs)
+
+    def preprocess(self, request: NERRequest, model: ModelContext) -> Prepared:
+        max_length = model.manifest.max_length
+        window = max_length - model.encoder.special_tokens_single
+        stride = chunk_stride(request, window)
+        plan: list[Chunked] = []
+        items: list[EncodedItem] = []
+        for text in as_list(request.inputs):
+            first = model.encoder.encode(text, max_length=max_length, stride=stride)
+            chunks = [first, *first.overflowing]
+            plan.append(Chunked(text, chunks, window - stride))
+            items.extend(EncodedItem.from_encoding(c.ids, c.type_ids) for c in chunks)
+        return Prepared(items=items, plan=plan)
+
+    def postprocess(
+        self,
+        request: NERRequest,
+        prepared: Prepared,
+        outputs: Sequence[ItemOutputs],
+        model: ModelContext,
+    ) -> NERResponse:
+        plan: list[Chunked] = prepared.plan
+        grouped = regroup(outputs, [len(text.chunks) for text in plan])
+        results = [
+            [to_schema(e) for e in text_entities(request, text, outs, model)]
+            for text, outs in zip(plan, grouped, strict=True)
+        ]
+        return NERResponse(model=model.name, results=mirror(results, isinstance(request.inputs, str)))
+
+
+def text_entities(
+    request: NERRequest, text: Chunked, outputs: Sequence[ItemOutputs], model: ModelContext
+) -> list[Entity]:
+    """`TokenClassificationPipeline.postprocess` over the chunks of one text."""
+    encoder = model.encoder
+    strategy = request.aggregation_strategy
+    entities: list[Entity] = []
+    for position, (chunk, out) in enumerate(zip(text.chunks, outputs, strict=True)):
+        pre_entities = gather_pre_entities(
+            text.text,
+            softmax(out["logits"]),
+            tokens=chunk.tokens,
+            input_ids=chunk.ids,
+            offsets=chunk.offsets,
+            special_tokens_mask=chunk.special_tokens_mask,
+            unk_token_id=encoder.unk_token_id,
+            word_aware=encoder.continuing_subword_prefix is not None,
+        )
+        found = aggregate(pre_entities, strategy, model.manifest.id2label, encoder.tokens_to_string)
+        if position and strategy == "none":
+            found = shift_index(found, position * text.step)
+        entities.extend(drop_ignored(found, request.ignore_labels))
+    if len(text.chunks) > 1:
+        entities = aggregate_overlapping_entities(entities)
+    return entities
+
+
+def to_schema(entity: Entity) -> TokenEntity | EntityGroup:
+    if entity.grouped:
+        return EntityGroup(
+            entity_group=entity.label,
+            score=float(entity.score),
+            word=entity.word,
+            start=entity.start,
+            end=entity.end,
+        )
+    assert entity.index is not None, "an ungrouped entity is a token"
+    return TokenEntity(
+        entity=entity.label,
+        score=float(entity.score),
+        index=entity.index,
+        word=entity.word,
+        start=entity.start,
+        end=entity.end,
+    )

@@ -1,0 +1,255 @@
+"""POST /qa: extractive answers (`pipeline("question-answering")` with a fast tokenizer).
+
+A context longer than the window becomes several windows (one item each): the question, then
+a slice of the context, consecutive slices overlapping by `doc_stride` tokens. The answers of
+all windows are merged as in the pipeline (same text adds up its scores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from tokenizers import Encoding
+
+from app.tasks.base import EncodedItem, InvalidInput, ItemOutputs, ModelContext, Prepared, Task
+from app.tasks.common import NonEmptyList, TaskRequest, TaskResponse, Text, as_list, mirror, regroup
+from app.tasks.qa_spans import get_indices, select_starts_ends
+
+DEFAULT_MAX_SEQ_LEN = 384
+DEFAULT_DOC_STRIDE = 128
+CONTEXT = 1  # sequence index of the context: question first (right-padding tokenizers, as BERT's)
+
+
+class QAInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: Text = Field(description="the question")
+    context: Text = Field(description="the text to find the answer in; answers' start/end index it")
+
+
+class QARequest(TaskRequest):
+    """`QuestionAnsweringPipeline`'s options, with its defaults."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "inputs": {
+                        "question": "Where do I live?",
+                        "context": "My name is Wolfgang and I live in Berlin",
+                    }
+                },
+                {
+                    "inputs": [{"question": "Who wrote it?", "context": "It was written by Ada in 1843."}],
+                    "top_k": 3,
+                    "handle_impossible_answer": True,
+                },
+            ]
+        }
+    )
+
+    inputs: QAInput | Annotated[list[QAInput], NonEmptyList] = Field(
+        description='a {"question", "context"} object, or a list of them (the results mirror it)'
+    )
+    top_k: int = Field(
+        1, ge=1, strict=True, description="answers per question, best first; above 1 the answer is a list"
+    )
+    doc_stride: int | None = Field(
+        None,
+        ge=0,
+        strict=True,
+        description="tokens of overlap between consecutive windows of a long context; "
+        "null: min(max_seq_len // 2, 128), the pipeline's default",
+    )
+    max_answer_len: int = Field(15, ge=1, strict=True, description="longest answer, in tokens")
+    max_seq_len: int | None = Field(
+        None,
+        ge=1,
+        strict=True,
+        description="tokens per window (question + context + special tokens); "
+        "null: min(384, the model's maximum length), the pipeline's default",
+    )
+    max_question_len: int = Field(
+        64,
+        ge=1,
+        strict=True,
+        description="accepted for compatibility; like the pipeline with a fast tokenizer it has no "
+        "effect (a question that leaves no room for the context is rejected)",
+    )
+    handle_impossible_answer: bool = Field(
+        False,
+        strict=True,
+        description='allow the empty answer ("", start 0, end 0) when the model prefers it',
+    )
+    align_to_words: bool = Field(
+        True, strict=True, description="widen answers to whole words (false keeps token boundaries)"
+    )
+
+
+class QAAnswer(BaseModel):
+    score: float = Field(description="probability of the span (summed over windows giving the same text)")
+    start: int = Field(description="character index of the answer's start in the context")
+    end: int = Field(description="character index just past the answer's end in the context")
+    answer: str = Field(description="context[start:end]")
+
+
+class QAResponse(TaskResponse):
+    results: QAAnswer | list[QAAnswer] | list[list[QAAnswer]] = Field(
+        description="per input, the best answer (top_k 1) or a list of up to top_k answers; "
+        "a list of those for a list of inputs",
+        examples=[{"score": 0.9191, "start": 34, "end": 40, "answer": "Berlin"}],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    encoding: Encoding
+    p_mask: np.ndarray  # int64 [1, length]: 1 where a token cannot be in the answer
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    context: str
+    windows: list[Window]
+
+
+@dataclass(slots=True)
+class _Answer:
+    score: float
+    start: int
+    end: int
+    answer: str
+
+
+def window_limits(request: QARequest, model_max_length: int) -> tuple[int, int]:
+    """max_seq_len and doc_stride as the pipeline resolves them, checked against the model."""
+    max_seq_len = request.max_seq_len
+    if max_seq_len is None:
+        max_seq_len = min(model_max_length, DEFAULT_MAX_SEQ_LEN)
+    elif max_seq_len > model_max_length:
+        raise InvalidInput(
+            f"max_seq_len ({max_seq_len}) exceeds the model's maximum length ({model_max_length})"
+        )
+    doc_stride = request.doc_stride
+    if doc_stride is None:
+        doc_stride = min(max_seq_len // 2, DEFAULT_DOC_STRIDE)
+    if doc_stride > max_seq_len:
+        raise InvalidInput(f"`doc_stride` ({doc_stride}) is larger than `max_seq_len` ({max_seq_len})")
+    return max_seq_len, doc_stride
+
+
+def p_mask_of(encoding: Encoding, cls_token_id: int | None) -> np.ndarray:
+    """1 for question and special tokens, 0 for the context; the CLS token stays answerable."""
+    mask = np.array([[int(seq != CONTEXT) for seq in encoding.sequence_ids]], dtype=np.int64)
+    if cls_token_id is not None:
+        mask[0, np.asarray(encoding.ids) == cls_token_id] = 0
+    return mask
+
+
+def split_windows(
+    model: ModelContext, question: str, context: str, max_seq_len: int, doc_stride: int
+) -> list[Encoding]:
+    """The windows of one question, as the pipeline's fast-tokenizer path makes them."""
+    encoder = model.encoder
+    whole = encoder.encode(question, context, max_length=None)
+    if len(whole.ids) <= max_seq_len:
+        return [whole]  # what the truncating call returns when nothing needs cutting
+    question_tokens = sum(1 for seq in whole.sequence_ids if seq == 0)
+    room = max_seq_len - encoder.special_tokens_pair - question_tokens
+    if room <= 0:
+        raise InvalidInput(
+            f"the question is {question_tokens} tokens long and leaves no room for the context "
+            f"in max_seq_len={max_seq_len}"
+        )
+    if doc_stride >= room:
+        raise InvalidInput(
+            f"doc_stride ({doc_stride}) must be smaller than the room the question leaves for the context "
+            f"in each window ({room} tokens of max_seq_len={max_seq_len})"
+        )
+    first = encoder.encode(
+        question, context, max_length=max_seq_len, stride=doc_stride, strategy="only_second"
+    )
+    return [first, *first.overflowing]
+
+
+class QATask(Task[QARequest, QAResponse]):
+    name = "qa"
+    summary = "Answer questions from a context, like transformers' question-answering pipeline"
+    request_model: ClassVar[type[BaseModel]] = QARequest
+    response_model: ClassVar[type[BaseModel]] = QAResponse
+    output_names: ClassVar[tuple[str, ...]] = ("start_logits", "end_logits")
+
+    def input_count(self, request: QARequest) -> int:
+        return len(as_list(request.inputs))
+
+    def texts(self, request: QARequest) -> list[str]:
+        return [text for qa in as_list(request.inputs) for text in (qa.question, qa.context)]
+
+    def preprocess(self, request: QARequest, model: ModelContext) -> Prepared:
+        max_seq_len, doc_stride = window_limits(request, model.manifest.max_length)
+        questions: list[Question] = []
+        items: list[EncodedItem] = []
+        for qa in as_list(request.inputs):
+            encodings = split_windows(model, qa.question, qa.context, max_seq_len, doc_stride)
+            windows = [Window(e, p_mask_of(e, model.encoder.cls_token_id)) for e in encodings]
+            questions.append(Question(qa.context, windows))
+            items.extend(EncodedItem.from_encoding(e.ids, e.type_ids) for e in encodings)
+        return Prepared(items=items, plan=questions)
+
+    def postprocess(
+        self,
+        request: QARequest,
+        prepared: Prepared,
+        outputs: Sequence[ItemOutputs],
+        model: ModelContext,
+    ) -> QAResponse:
+        questions: list[Question] = prepared.plan
+        grouped = regroup(outputs, [len(q.windows) for q in questions])
+        results: list[QAAnswer | list[QAAnswer]] = []
+        for question, window_outputs in zip(questions, grouped, strict=True):
+            answers = answer_question(request, question, window_outputs)
+            if request.top_k > 1:
+                results.append(answers)
+            else:  # no answer at all cannot happen with a context: CLS always survives decode_spans
+                results.append(answers[0] if answers else QAAnswer(score=0.0, start=0, end=0, answer=""))
+        return QAResponse(model=model.name, results=mirror(results, isinstance(request.inputs, QAInput)))
+
+
+def answer_question(request: QARequest, question: Question, outputs: Sequence[ItemOutputs]) -> list[QAAnswer]:
+    """`QuestionAnsweringPipeline.postprocess` over one question's windows (fast-tokenizer path)."""
+    min_null_score = 1000000.0  # large and positive
+    answers: list[_Answer] = []
+    context = question.context
+    pre_topk = request.top_k * 2 + 10 if request.align_to_words else request.top_k
+    for window, out in zip(question.windows, outputs, strict=True):
+        start_logits = out["start_logits"][None, :]
+        end_logits = out["end_logits"][None, :]
+        attention_mask = np.ones_like(window.p_mask)
+        starts, ends, scores, min_null_score = select_starts_ends(
+            start_logits,
+            end_logits,
+            window.p_mask,
+            attention_mask,
+            min_null_score=min_null_score,
+            top_k=pre_topk,
+            handle_impossible_answer=request.handle_impossible_answer,
+            max_answer_len=request.max_answer_len,
+        )
+        for s, e, score in zip(starts, ends, scores, strict=True):
+            start_index, end_index = get_indices(
+                window.encoding, int(s), int(e), CONTEXT, request.align_to_words
+            )
+            target = context[start_index:end_index]
+            same = next((a for a in answers if a.answer.lower() == target.lower()), None)
+            if same is not None:
+                same.score += score.item()
+            else:
+                answers.append(_Answer(score.item(), start_index, end_index, target))
+    if request.handle_impossible_answer:
+        answers.append(_Answer(min_null_score, 0, 0, ""))
+    answers = sorted(answers, key=lambda a: a.score, reverse=True)[: request.top_k]
+    return [QAAnswer(score=a.score, start=a.start, end=a.end, answer=a.answer) for a in answers]
