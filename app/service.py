@@ -86,7 +86,8 @@ class Service:
             loaded = await asyncio.to_thread(load_model, slot.name, self.settings)
             if loaded.manifest.task not in TASKS:
                 raise ModelLoadError(
-                    f"{slot.name}: task {loaded.manifest.task!r} is not served here (tasks: {', '.join(TASKS)})"
+                    f"{slot.name}: task {loaded.manifest.task!r} is not served here"
+                    f" (tasks: {', '.join(TASKS)})"
                 )
             limits = self.settings.limits_for(slot.name)
             if loaded.onnx.cuda_graphs and limits.max_concurrent_batches != 1:

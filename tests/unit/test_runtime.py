@@ -31,7 +31,9 @@ def build_probe_model(path: Path) -> Path:
     nodes = [
         *[helper.make_node("Cast", [n], [f"{n}_f"], to=TensorProto.FLOAT) for n in names],
         *[helper.make_node("Unsqueeze", [f"{n}_f", "axes"], [f"{n}_u"]) for n in names],
-        helper.make_node("Concat", ["input_ids_u", "token_type_ids_u", "attention_mask_u"], ["token_out"], axis=2),
+        helper.make_node(
+            "Concat", ["input_ids_u", "token_type_ids_u", "attention_mask_u"], ["token_out"], axis=2
+        ),
         helper.make_node("Mul", ["input_ids_f", "attention_mask_f"], ["masked"]),
         helper.make_node("ReduceSum", ["masked", "one"], ["id_sum"], keepdims=1),
         helper.make_node("ReduceSum", ["attention_mask_f", "one"], ["mask_sum"], keepdims=1),
@@ -69,10 +71,16 @@ def test_pad_items_pads_right_and_fills_extra_rows() -> None:
     assert (batch.count, batch.padded_tokens) == (2, 15)
 
 
-@pytest.mark.parametrize(("io_binding", "bucketed"), [(False, False), (True, False), (True, True), (False, True)])
-def test_outputs_come_back_per_item_and_cut_to_length(probe_path: Path, io_binding: bool, bucketed: bool) -> None:
+@pytest.mark.parametrize(
+    ("io_binding", "bucketed"), [(False, False), (True, False), (True, True), (False, True)]
+)
+def test_outputs_come_back_per_item_and_cut_to_length(
+    probe_path: Path, io_binding: bool, bucketed: bool
+) -> None:
     buckets = ShapeBuckets.build([1, 2, 4], [8, 16], max_batch=8, max_length=32) if bucketed else None
-    model = OnnxModel(session(probe_path), pad_token_id=0, max_length=32, buckets=buckets, io_binding=io_binding)
+    model = OnnxModel(
+        session(probe_path), pad_token_id=0, max_length=32, buckets=buckets, io_binding=io_binding
+    )
     assert model.token_level == {"token_out"}
     batch = model.prepare(items(3, 5, 2))
     assert batch.shape == ((4, 8) if bucketed else (3, 5))
@@ -97,8 +105,9 @@ def test_bucket_buffers_are_allocated_once_and_reused(probe_path: Path) -> None:
 
 def test_cuda_graphs_are_not_used_on_cpu(probe_path: Path) -> None:
     buckets = ShapeBuckets.build([1, 2], [8], max_batch=2, max_length=8)
-    model = OnnxModel(session(probe_path), pad_token_id=0, max_length=8, buckets=buckets, io_binding=True,
-                      cuda_graphs=True)
+    model = OnnxModel(
+        session(probe_path), pad_token_id=0, max_length=8, buckets=buckets, io_binding=True, cuda_graphs=True
+    )
     assert not model.cuda_graphs
     assert model.run(model.prepare(items(2)))[0]["pooled"].tolist() == [3.0, 2.0]
 
