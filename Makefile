@@ -56,5 +56,22 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 bench: $(STAMP) ## throughput and latency: server vs raw ONNX Runtime vs naive pipeline, one run
 	$(PY) -m bench
 
+# --- deployment kit -----------------------------------------------------------------------------
+TOOLS_VENV ?= .venv-tools
+K8S_OVERLAY ?= gpu
+IMAGE ?= bertserve:0.1.0-$(RUNTIME)
+
+.PHONY: check-deploy manifests image
+
+check-deploy: $(STAMP) tools ## check the deployment kit: Dockerfile, compose, k8s overlays, Prometheus, Grafana
+	$(PY) -m pytest tests/deploy $(PYTEST_ARGS)
+
+manifests: ## print the rendered Kubernetes overlay (K8S_OVERLAY=gpu|cpu)
+	@bash scripts/install-tools.sh >&2
+	@$(TOOLS_VENV)/bin/kubectl kustomize k8s/overlays/$(K8S_OVERLAY)
+
+image: ## build the server image with a Docker engine (RUNTIME=gpu|cpu)
+	docker build --build-arg RUNTIME=$(RUNTIME) -t $(IMAGE) .
+
 clean: ## remove the venv and generated models
 	rm -rf $(VENV) $(MODELS_DIR)/*/

@@ -1,13 +1,14 @@
 """Dynamic batching: items in, futures out.
 
 The batcher knows only items with a token count and a future. It knows nothing of tasks, HTTP
-or onnxruntime: an injected runner pads a batch (`prepare`) and runs it (`run`), both in worker
-threads, so the event loop never blocks on inference.
+or onnxruntime: an injected runner pads a batch (`prepare`, cheap, on the event loop) and runs it
+(`run`, in a runner thread), so the event loop never blocks on inference.
 
 A batch closes when it is full (`max_batch_size` items, or `max_batch_tokens` padded tokens), or
-when the runner is free and the oldest item has waited `max_delay_ms`. A full batch is formed and
-padded while the previous one still runs. Items are grouped by length around the oldest one, so
-batches pad little and nobody starves.
+when its oldest item has waited `max_delay_ms`. While a batch runs, the next one is formed and
+padded and waits in a hand-off slot; a runner thread starts it the moment the current one ends,
+without a round trip through a busy event loop. Items are grouped by length around the oldest
+one, within a padding budget (`max_padding_ratio`), so batches pad little and nobody starves.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import asyncio
 import bisect
 import contextlib
 import itertools
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -112,6 +114,14 @@ class _Pending(Generic[PayloadT, OutputT]):
         return (self.length, self.seq)
 
 
+@dataclass(frozen=True)
+class _Batch(Generic[PayloadT, OutputT]):
+    """A formed batch: its items and the runner's padded arrays for them."""
+
+    items: list[_Pending[PayloadT, OutputT]]
+    prepared: Any
+
+
 @dataclass
 class _Queue(Generic[PayloadT, OutputT]):
     """Pending items, kept sorted by (length, arrival) with a record of arrival order."""
@@ -139,33 +149,46 @@ class _Queue(Generic[PayloadT, OutputT]):
         return min(range(len(self.by_length)), key=lambda i: self.by_length[i].seq)
 
 
-def choose_window(lengths: Sequence[int], anchor: int, max_size: int, max_tokens: int) -> tuple[int, int]:
+def choose_window(
+    lengths: Sequence[int], anchor: int, max_size: int, max_tokens: int, max_padding: float = 1.0
+) -> tuple[int, int]:
     """Pick a contiguous run [lo, hi] of length-sorted items that contains `anchor`.
 
     Grows one item at a time on the side that adds the least padding, while the batch stays
-    within `max_size` items and `max_tokens` padded tokens (longest x count). The anchor alone is
-    always taken, even when it is over the token budget by itself.
+    within `max_size` items, `max_tokens` padded tokens (longest x count) and a padding share of
+    at most `max_padding`. The anchor alone is always taken, even when over the budget by itself.
     """
     lo = hi = anchor
-    longest = lengths[anchor]
+    longest, real = lengths[anchor], lengths[anchor]
+
+    def fits(new_longest: int, new_real: int, count: int) -> bool:
+        padded = new_longest * count
+        return padded <= max_tokens and padded - new_real <= max_padding * padded
+
     while hi - lo + 1 < max_size:
         count = hi - lo + 1
         left_cost = longest - lengths[lo - 1] if lo > 0 else None
         right_cost = count * (lengths[hi + 1] - longest) if hi + 1 < len(lengths) else None
-        left_fits = left_cost is not None and longest * (count + 1) <= max_tokens
-        right_fits = right_cost is not None and lengths[hi + 1] * (count + 1) <= max_tokens
+        left_fits = left_cost is not None and fits(longest, real + lengths[lo - 1], count + 1)
+        right_fits = right_cost is not None and fits(lengths[hi + 1], real + lengths[hi + 1], count + 1)
         if left_fits and (not right_fits or (left_cost or 0) <= (right_cost or 0)):
             lo -= 1
+            real += lengths[lo]
         elif right_fits:
             hi += 1
             longest = lengths[hi]
+            real += longest
         else:
             break
     return lo, hi
 
 
 class DynamicBatcher(Generic[PayloadT, OutputT]):
-    """One per model: queues items, forms batches, runs them off the event loop."""
+    """One per model: queues items, forms batches, hands them to runner threads.
+
+    Runner threads take prepared batches from a hand-off queue themselves, so a batch starts the
+    moment the previous one ends, however busy the event loop is with HTTP at that moment.
+    """
 
     def __init__(
         self,
@@ -184,22 +207,30 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         self._queue: _Queue[PayloadT, OutputT] = _Queue()
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(limits.max_concurrent_batches)
-        self._running: set[asyncio.Task[None]] = set()
-        self._executor = ThreadPoolExecutor(
-            max_workers=limits.max_concurrent_batches + 1, thread_name_prefix=f"batch-{name}"
+        # One prepared batch may wait per runner thread: it starts as soon as a thread is free.
+        self._handoff: queue.Queue[_Batch[PayloadT, OutputT] | None] = queue.Queue(
+            maxsize=limits.max_concurrent_batches
         )
+        self._threads: list[threading.Thread] = []
+        self._in_flight = 0  # batches handed off and not yet delivered
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._accepting = True
 
     # -- public API ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the batching loop on the running event loop."""
-        if self._loop_task is None:
-            self._loop_task = asyncio.get_running_loop().create_task(
-                self._batch_loop(), name=f"batcher-{self.name}"
+        """Start the batching loop on the running event loop, and the runner threads."""
+        if self._loop_task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._loop_task = self._loop.create_task(self._batch_loop(), name=f"batcher-{self.name}")
+        for index in range(self.limits.max_concurrent_batches):
+            thread = threading.Thread(
+                target=self._runner_thread, name=f"run-{self.name}-{index}", daemon=True
             )
+            thread.start()
+            self._threads.append(thread)
 
     @property
     def queue_depth(self) -> int:
@@ -207,7 +238,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
 
     @property
     def busy(self) -> bool:
-        return bool(self._queue) or bool(self._running)
+        return bool(self._queue) or self._in_flight > 0
 
     async def submit(self, items: Sequence[tuple[PayloadT, int]], timeout_s: float) -> Completed[OutputT]:
         """Queue all items of one request (or none: admission is all-or-nothing) and await them.
@@ -263,7 +294,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         return True
 
     async def close(self) -> None:
-        """Stop the loop, fail what is still queued, release the threads."""
+        """Stop the loop and the threads, fail what is still queued."""
         self._accepting = False
         if self._loop_task is not None:
             self._loop_task.cancel()
@@ -273,38 +304,31 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
             if not item.future.done():
                 item.future.set_exception(BatcherClosed(f"model {self.name!r} stopped"))
         self._queue = _Queue()
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        for _ in self._threads:
+            await asyncio.to_thread(self._handoff.put, None)
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, 5.0)
 
-    # -- the loop -----------------------------------------------------------------------------
+    # -- the loop (event loop side) -------------------------------------------------------------
 
     async def _batch_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             self._drop_dead_items()
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+            if not self._queue or self._handoff.full():
+                await self._wait_for_change(None)
                 continue
             if not self._is_full():
                 wait_s = self._delay_left()
-                if wait_s > 0 or self._slots.locked():
-                    await self._wait_for_change(wait_s if not self._slots.locked() else None)
+                if wait_s > 0:
+                    await self._wait_for_change(wait_s)
                     continue
             batch = self._take_batch()
-            if not batch:
-                continue
-            prepared = await loop.run_in_executor(
-                self._executor, self._runner.prepare, [item.payload for item in batch]
-            )
-            await self._slots.acquire()
-            task = loop.create_task(self._run_batch(batch, prepared))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            prepared = self._runner.prepare([item.payload for item in batch])
+            self._in_flight += 1
+            self._handoff.put_nowait(_Batch(batch, prepared))
 
     async def _wait_for_change(self, timeout_s: float | None) -> None:
-        """Sleep until an item arrives, a run slot frees, or `timeout_s` passes."""
+        """Sleep until an item arrives, a runner takes a batch, or `timeout_s` passes."""
         self._wakeup.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
@@ -333,61 +357,92 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         if gone or expired:
             self._queue.remove_indices(gone + expired)
             self._report_depth()
-            if self._observer is not None:
-                if gone:
-                    self._observer.on_drop(DropReport("client_gone", len(gone)))
-                if expired:
-                    self._observer.on_drop(DropReport("deadline", len(expired)))
+            if gone:
+                self._report_drop("client_gone", len(gone))
+            if expired:
+                self._report_drop("deadline", len(expired))
 
     def _take_batch(self) -> list[_Pending[PayloadT, OutputT]]:
         lengths = [item.length for item in self._queue.by_length]
         lo, hi = choose_window(
-            lengths, self._queue.oldest_index(), self.limits.max_batch_size, self.limits.max_batch_tokens
+            lengths,
+            self._queue.oldest_index(),
+            self.limits.max_batch_size,
+            self.limits.max_batch_tokens,
+            self.limits.max_padding_ratio,
         )
         batch = self._queue.by_length[lo : hi + 1]
         self._queue.remove_indices(range(lo, hi + 1))
         self._report_depth()
         return batch
 
-    async def _run_batch(self, batch: list[_Pending[PayloadT, OutputT]], prepared: PreparedBatch) -> None:
-        try:
-            live = [item for item in batch if not item.future.done()]
-            if len(live) < len(batch) and self._observer is not None:
-                self._observer.on_drop(DropReport("client_gone", len(batch) - len(live)))
-            if not live:
+    # -- runner threads -------------------------------------------------------------------------
+
+    def _runner_thread(self) -> None:
+        assert self._loop is not None
+        loop = self._loop
+        while True:
+            handed = self._handoff.get()
+            if handed is None:
                 return
+            loop.call_soon_threadsafe(self._wakeup.set)  # room for the next prepared batch
+            live = [item for item in handed.items if not item.future.done()]
             started = self._clock()
-            try:
-                outputs = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._runner.run, prepared
-                )
-            except Exception as error:  # the runner failed: every item of the batch learns why
-                for item in live:
-                    if not item.future.done():
-                        item.future.set_exception(error)
-                return
+            outputs: Sequence[OutputT] | None = None
+            error: BaseException | None = None
+            if live:
+                try:
+                    outputs = self._runner.run(handed.prepared)
+                except Exception as failure:  # every item of the batch learns why
+                    error = failure
             finished = self._clock()
-            for item, output in zip(batch, outputs, strict=True):
-                item.started, item.run_seconds = started, finished - started
+            try:
+                loop.call_soon_threadsafe(self._deliver, handed, outputs, error, started, finished)
+            except RuntimeError:  # the event loop is closed: nobody is waiting any more
+                return
+
+    def _deliver(
+        self,
+        handed: _Batch[PayloadT, OutputT],
+        outputs: Sequence[OutputT] | None,
+        error: BaseException | None,
+        started: float,
+        finished: float,
+    ) -> None:
+        """On the event loop: resolve the batch's futures and report it."""
+        self._in_flight -= 1
+        self._wakeup.set()
+        batch = handed.items
+        if outputs is None:
+            gone = sum(item.future.done() for item in batch)
+            if gone:
+                self._report_drop("client_gone", gone)
+            for item in batch:
                 if not item.future.done():
-                    item.future.set_result(output)
-            if self._observer is not None:
-                self._observer.on_batch(
-                    BatchReport(
-                        size=len(batch),
-                        real_tokens=sum(item.length for item in batch),
-                        padded_tokens=prepared.padded_tokens,
-                        queue_waits=[started - item.enqueued for item in batch],
-                        run_seconds=finished - started,
-                    )
+                    item.future.set_exception(error or RuntimeError("batch was not run"))
+            return
+        for item, output in zip(batch, outputs, strict=True):
+            item.started, item.run_seconds = started, finished - started
+            if not item.future.done():
+                item.future.set_result(output)
+        if self._observer is not None:
+            self._observer.on_batch(
+                BatchReport(
+                    size=len(batch),
+                    real_tokens=sum(item.length for item in batch),
+                    padded_tokens=handed.prepared.padded_tokens,
+                    queue_waits=[started - item.enqueued for item in batch],
+                    run_seconds=finished - started,
                 )
-        finally:
-            self._slots.release()
-            self._wakeup.set()
+            )
 
     def _report_depth(self) -> None:
         if self._observer is not None:
             self._observer.on_queue_depth(len(self._queue))
+
+    def _report_drop(self, reason: str, count: int) -> None:
+        if self._observer is not None:
+            self._observer.on_drop(DropReport(reason, count))
 
 
 def describe(batcher: DynamicBatcher[Any, Any]) -> dict[str, Any]:

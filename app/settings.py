@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +17,13 @@ class BatchLimits(BaseModel):
         16384, ge=1, description="padded token budget of a batch: longest item x items"
     )
     max_delay_ms: float = Field(5.0, ge=0, description="longest the oldest queued item waits for companions")
+    max_padding_ratio: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="a batch stops growing before padding would exceed this share of its tokens; "
+        "the items left out form the next batch",
+    )
     max_queue_items: int = Field(4096, ge=1, description="queued items beyond which new requests get 429")
     max_concurrent_batches: int = Field(
         1, ge=1, description="batches running on the model at once (2 overlaps copies with compute on CUDA)"
@@ -103,6 +110,12 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         25.0, ge=0, description="on shutdown, how long accepted work may take to finish"
     )
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: object) -> object:
+        """`BERTSERVE_API_KEY=` (empty, as compose and Helm often pass it) means no key."""
+        return None if value == "" else value
 
     def limits_for(self, model: str) -> BatchLimits:
         """Batching limits of one model: its override, or the defaults."""

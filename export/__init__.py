@@ -1,0 +1,1 @@
+"""Checkpoint -> fused, validated ONNX model folder for bertserve (`python -m export --help`)."""

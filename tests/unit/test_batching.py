@@ -271,3 +271,10 @@ async def test_the_observer_sees_sizes_padding_and_queue_waits() -> None:
     assert len(report.queue_waits) == 2 and all(w >= 0 for w in report.queue_waits)
     assert observer.depths[-1] == 0
     await batcher.close()
+
+
+def test_window_stops_before_padding_gets_too_high() -> None:
+    lengths = [10, 11, 12, 40, 41]
+    assert choose_window(lengths, anchor=0, max_size=8, max_tokens=10_000, max_padding=0.25) == (0, 2)
+    assert choose_window(lengths, anchor=4, max_size=8, max_tokens=10_000, max_padding=0.2) == (3, 4)
+    assert choose_window(lengths, anchor=0, max_size=8, max_tokens=10_000, max_padding=1.0) == (0, 4)

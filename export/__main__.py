@@ -1,0 +1,118 @@
+"""CLI: python -m export --model PATH_OR_HUB_ID --task {classify,pair,qa,ner} --out models/NAME."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import get_args
+
+from app.runtime.manifest import Precision
+from export.errors import ExportError
+from export.tasks import TASKS
+from export.tolerances import DEFAULT_TOLERANCES, Tolerance
+
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+
+
+def precision_list(text: str) -> list[Precision]:
+    """Parse "fp32,int8" into precisions, rejecting unknown names."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in PRECISIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(PRECISIONS)} (got {text!r})")
+    return [p for p in PRECISIONS if p in names]
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(
+        prog="python -m export",
+        description="Export a BERT checkpoint into a fused, validated ONNX model folder for bertserve.",
+    )
+    cli.add_argument("--model", required=True, help="checkpoint folder, or a hub id (needs the hub)")
+    cli.add_argument("--task", required=True, choices=list(TASKS), help="the head to serve")
+    cli.add_argument("--out", required=True, type=Path, help="model folder to create, e.g. models/NAME")
+    cli.add_argument(
+        "--precisions",
+        type=precision_list,
+        default=list(PRECISIONS),
+        help="comma-separated variants to write (default fp32,fp16,int8)",
+    )
+    cli.add_argument(
+        "--max-length", type=int, help="longest input in tokens (default: what the model allows)"
+    )
+    cli.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    cli.add_argument("--name", help="model name in the manifest (default: the --out folder name)")
+    cli.add_argument("--force", action="store_true", help="replace an existing --out")
+    cli.add_argument("--strict", action="store_true", help="fail when any variant is over tolerance")
+    for precision in PRECISIONS:
+        default = DEFAULT_TOLERANCES[precision]
+        cli.add_argument(
+            f"--atol-{precision}",
+            type=float,
+            metavar="X",
+            help=f"absolute part of the {precision} max |diff| bound (default {default.atol:g})",
+        )
+        cli.add_argument(
+            f"--rtol-{precision}",
+            type=float,
+            metavar="X",
+            help=f"part of the {precision} bound relative to the output scale (default {default.rtol:g})",
+        )
+        cli.add_argument(
+            f"--agreement-{precision}",
+            type=float,
+            metavar="F",
+            help=f"minimum {precision} decision agreement (default {default.min_agreement:g})",
+        )
+    return cli
+
+
+def tolerances(args: argparse.Namespace) -> dict[Precision, Tolerance]:
+    """The default table with the command line's overrides applied."""
+    table = dict(DEFAULT_TOLERANCES)
+    for precision in PRECISIONS:
+        changes = {
+            field: value
+            for field, option in (("atol", "atol"), ("rtol", "rtol"), ("min_agreement", "agreement"))
+            if (value := getattr(args, f"{option}_{precision}")) is not None
+        }
+        table[precision] = replace(table[precision], **changes)
+    return table
+
+
+def _print(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from export.pipeline import export_model  # after argument errors: importing torch takes seconds
+
+    try:
+        export_model(
+            args.model,
+            args.task,
+            args.out,
+            precisions=args.precisions,
+            max_length=args.max_length,
+            opset=args.opset,
+            force=args.force,
+            name=args.name,
+            progress=_print,
+            tolerances=tolerances(args),
+            strict=args.strict,
+        )
+    except ExportError as error:
+        _print(f"error: {error}")
+        return error.exit_code
+    except KeyboardInterrupt:
+        _print("interrupted; nothing was written")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

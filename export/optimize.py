@@ -1,0 +1,76 @@
+"""ONNX Runtime transformer fusion, and the fp16 and int8 variants derived from the fused graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from export.errors import ConversionError
+from export.fusion import fused_op_counts
+from export.logs import quiet
+
+
+@dataclass(frozen=True)
+class GraphStats:
+    fused_ops: dict[str, int]
+    node_count: int
+
+
+def graph_stats(path: Path) -> GraphStats:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return GraphStats(fused_op_counts((n.op_type, n.domain) for n in graph.node), len(graph.node))
+
+
+def fuse(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -> GraphStats:
+    """Fuse attention, layer norms, embeddings and GELU (the caller verifies the counts)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    try:
+        with quiet("onnxruntime.transformers"):
+            model = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size)
+        model.save_model_to_file(str(dst))
+    except Exception as error:
+        raise ConversionError(f"ONNX Runtime's BERT optimizer failed: {error}") from error
+    return graph_stats(dst)
+
+
+def to_fp16(fused: Path, dst: Path) -> GraphStats:
+    """Half-precision weights and activations; inputs and outputs keep int64 / float32."""
+    import onnx
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    try:
+        model = OnnxModel(onnx.load(str(fused)))
+        with quiet("onnxruntime.transformers"):
+            model.convert_float_to_float16(keep_io_types=True)
+        model.save_model_to_file(str(dst))
+    except Exception as error:
+        raise ConversionError(f"fp16 conversion failed: {error}") from error
+    return graph_stats(dst)
+
+
+def to_int8(fused: Path, dst: Path, *, per_channel: bool) -> GraphStats:
+    """Dynamic int8 quantization of the weights (activations quantized at run time).
+
+    Per-channel weights use 7-bit range: u8 x s8 products then cannot saturate the 16-bit
+    accumulators of AVX2 CPUs without VNNI (measured: full range per channel is the worst option there).
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    try:
+        with quiet(""):  # "Please consider to run pre-processing before quantization"
+            quantize_dynamic(
+                fused,
+                dst,
+                weight_type=QuantType.QInt8,
+                per_channel=per_channel,
+                reduce_range=per_channel,
+                # Shape inference cannot type the fused contrib ops' outputs without this.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+    except Exception as error:
+        raise ConversionError(f"int8 quantization failed: {error}") from error
+    return graph_stats(dst)

@@ -1,0 +1,225 @@
+"""export_model: checkpoint -> validated, fused ONNX model folder (the programmatic API behind the CLI)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import get_args
+
+from app.runtime.manifest import TOKENIZER_FILE, Manifest, Parity, Precision, Source, TaskName, Variant
+from export import checkpoint as ckpt
+from export import metadata, optimize, validate
+from export.errors import ParityError, UsageError
+from export.fusion import verify_fusion
+from export.progress import Progress
+from export.staging import check_destination, staged_folder
+from export.tasks import INPUT_NAMES, TASKS, TaskSpec
+from export.tokenizer_file import check_tokenizer, save_tokenizer
+from export.tolerances import DEFAULT_TOLERANCES, Tolerance, violations
+
+PROVIDERS: dict[Precision, list[str]] = {
+    "fp32": [validate.CUDA, validate.CPU],
+    "fp16": [validate.CUDA],
+    "int8": [validate.CPU],
+}
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every variant is validated against."""
+
+    spec: TaskSpec
+    layers: int
+    batches: list[validate.Batch]
+    reference: list[validate.Outputs]
+    tolerances: Mapping[Precision, Tolerance]
+    progress: Progress
+
+
+def export_model(
+    model: str,
+    task: TaskName,
+    out: Path,
+    *,
+    precisions: Sequence[Precision] = ("fp32", "fp16", "int8"),
+    max_length: int | None = None,
+    opset: int = 17,
+    force: bool = False,
+    name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    tolerances: Mapping[Precision, Tolerance] | None = None,
+    strict: bool = False,
+) -> Manifest:
+    """Export `model` (folder or hub id) for `task` into the model folder `out`, atomically.
+
+    fp32 is always built and validated (the others derive from it) but written only if asked.
+    A fp16/int8 variant over tolerance is recorded with passed=false (the server skips it);
+    with `strict` it fails the export instead. Raises an ExportError subclass on any failure,
+    leaving no `out` behind.
+    """
+    report = Progress(progress)
+    wanted = _check_options(task, precisions, opset)
+    spec = TASKS[task]
+    table = {**DEFAULT_TOLERANCES, **(tolerances or {})}
+    check_destination(out, force=force)
+
+    with report.stage("checkpoint"):
+        path, source = ckpt.locate(model)
+        checkpoint = ckpt.inspect_checkpoint(path, source, spec)
+        tokenizer = ckpt.load_tokenizer(checkpoint)
+        torch_model = ckpt.load_torch_model(checkpoint, spec)
+        config = checkpoint.config
+        loaded = torch_model.config  # BertConfig: defaults filled in for keys config.json leaves out
+        layers, hidden, heads = loaded.num_hidden_layers, loaded.hidden_size, loaded.num_attention_heads
+        length = metadata.max_length(config, tokenizer, max_length)
+        report(
+            f"{source}: {checkpoint.declared or 'no architectures'} as {spec.head}, "
+            f"{layers} layers, hidden {hidden}, {heads} heads, max length {length}"
+        )
+        if not checkpoint.trained_head:
+            report(f"WARNING: {source} has no fine-tuned head; the {spec.head} head is randomly initialised")
+
+    with staged_folder(out, force=force) as folder:
+        work = folder / ".work"
+        work.mkdir()
+        with report.stage("convert to ONNX"):
+            from export.convert import to_onnx
+
+            to_onnx(torch_model, tokenizer, spec, work / "raw.onnx", opset=opset)
+        with report.stage("reference outputs (PyTorch fp32)"):
+            batches = validate.encode(tokenizer, spec, length)
+            context = _Context(
+                spec, layers, batches, validate.torch_outputs(torch_model, spec, batches), table, report
+            )
+        fp32_file = (folder if "fp32" in wanted else work) / "model.fp32.onnx"
+        with report.stage("fuse"):
+            optimize.fuse(work / "raw.onnx", fp32_file, num_heads=heads, hidden_size=hidden)
+        variants = [_accept(context, "fp32", fp32_file)]
+        if "fp16" in wanted:
+            with report.stage("fp16"):
+                optimize.to_fp16(fp32_file, folder / "model.fp16.onnx")
+                variants.append(_accept(context, "fp16", folder / "model.fp16.onnx"))
+        if "int8" in wanted:
+            with report.stage("int8"):
+                variants.append(_int8(context, fp32_file, folder / "model.int8.onnx", work))
+        _refuse_failures(variants, strict)
+        with report.stage("tokenizer"):
+            save_tokenizer(tokenizer, folder / TOKENIZER_FILE)
+            check_tokenizer(folder / TOKENIZER_FILE, tokenizer, validate.validation_inputs(spec)[:-1])
+        shutil.rmtree(work)
+        manifest = Manifest(
+            name=name or out.name,
+            task=task,
+            architecture=spec.head,
+            model_type=checkpoint.model_type,
+            num_layers=layers,
+            hidden_size=hidden,
+            num_heads=heads,
+            id2label=metadata.id2label(loaded.id2label or {}) if spec.labelled else {},
+            problem_type=loaded.problem_type,
+            input_names=list(INPUT_NAMES),
+            output_names=list(spec.outputs),
+            max_length=length,
+            pad_token_id=metadata.pad_token_id(config, tokenizer),
+            opset=opset,
+            variants=[variant for variant in variants if variant.precision in wanted],
+            source=Source(
+                checkpoint=source,
+                architecture=checkpoint.declared or spec.head,
+                fingerprint=ckpt.fingerprint(path),
+            ),
+            versions=metadata.versions(),
+            created_at=metadata.now(),
+        )
+        manifest.write(folder)
+    report(f"wrote {out} ({', '.join(_summary(v) for v in manifest.variants)})")
+    return manifest
+
+
+def _check_options(task: str, precisions: Sequence[str], opset: int) -> list[Precision]:
+    if task not in TASKS:
+        raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    known = get_args(Precision)
+    unknown = [p for p in precisions if p not in known]
+    if unknown or not precisions:
+        raise UsageError(
+            f"precisions must be a non-empty subset of {', '.join(known)} (got {list(precisions)})"
+        )
+    if not 14 <= opset <= 21:
+        raise UsageError(f"--opset {opset} is unsupported; the fused graph needs 14..21 (17 recommended)")
+    return [p for p in known if p in precisions]
+
+
+def _accept(context: _Context, precision: Precision, file: Path) -> Variant:
+    """Verify fusion, measure parity and describe the variant; fp32 over tolerance is fatal."""
+    stats = optimize.graph_stats(file)
+    verify_fusion(stats.fused_ops, context.layers, f"{precision} graph")
+    session, provider = validate.open_session(file, prefer_cuda=precision == "fp16")
+    candidate = validate.onnx_outputs(session, context.spec, context.batches)
+    tolerance = context.tolerances[precision]
+    parity = validate.parity(
+        context.spec, context.batches, context.reference, candidate, tolerance=tolerance, provider=provider
+    )
+    context.progress(f"{precision} on {provider}: {_figures(parity)}")
+    problems = violations(parity.max_abs_diff, parity.decision_agreement, parity.atol, parity.min_agreement)
+    if problems:
+        context.progress(f"!!! {precision} REFUSED: {'; '.join(problems)}")
+        if precision == "fp32":
+            raise ParityError(f"the fused fp32 graph does not match PyTorch: {'; '.join(problems)}")
+    return Variant(
+        precision=precision,
+        file=file.name,
+        providers=PROVIDERS[precision],
+        fused_ops=stats.fused_ops,
+        node_count=stats.node_count,
+        size_bytes=file.stat().st_size,
+        sha256=_sha256(file),
+        parity=parity,
+    )
+
+
+def _int8(context: _Context, fused: Path, dst: Path, work: Path) -> Variant:
+    """Quantize per tensor and per channel; keep whichever agrees better with PyTorch."""
+    candidates = []
+    for per_channel in (False, True):
+        trial = work / f"int8.{'channel' if per_channel else 'tensor'}.onnx"
+        optimize.to_int8(fused, trial, per_channel=per_channel)
+        context.progress(f"int8 per {'channel' if per_channel else 'tensor'}:")
+        candidates.append((_accept(context, "int8", trial), trial))
+    variant, trial = max(candidates, key=lambda pair: _score(pair[0].parity))
+    context.progress(f"int8: keeping per-{'channel' if 'channel' in trial.name else 'tensor'} weights")
+    trial.rename(dst)
+    return variant.model_copy(update={"file": dst.name})
+
+
+def _score(parity: Parity) -> tuple[bool, float, float]:
+    return parity.passed, parity.decision_agreement, -max(parity.max_abs_diff.values())
+
+
+def _refuse_failures(variants: list[Variant], strict: bool) -> None:
+    failed = [v.precision for v in variants if not v.parity.passed]
+    if failed and strict:
+        raise ParityError(f"variants over tolerance: {', '.join(failed)} (--strict)")
+
+
+def _figures(parity: Parity) -> str:
+    diffs = ", ".join(f"{name} {diff:.2e}" for name, diff in parity.max_abs_diff.items())
+    return (
+        f"max|diff| {diffs} (bound {parity.atol:.2e}); agreement {parity.decision_agreement:.1%} "
+        f"over {parity.samples} inputs"
+    )
+
+
+def _summary(variant: Variant) -> str:
+    return f"{variant.precision} {'ok' if variant.parity.passed else 'REFUSED'}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,147 @@
+"""Build the model repository from demo checkpoints: python -m export.repository --demo-dir demo --out models.
+
+Each subfolder of --demo-dir with a config.json is a checkpoint; its `bertserve.json` says
+{"task": ..., "name"?: ..., "precisions"?: [...]}. A model whose manifest already records the
+same checkpoint fingerprint, task and precisions is skipped, so `make serve` twice exports once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from app.runtime.manifest import Manifest, Precision, TaskName
+from export.__main__ import PRECISIONS, precision_list
+from export.checkpoint import fingerprint
+from export.errors import ExportError, UsageError
+
+SPEC_FILE = "bertserve.json"
+
+
+class DemoSpec(BaseModel):
+    """The `bertserve.json` beside a demo checkpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    task: TaskName
+    name: str | None = None
+    precisions: list[Precision] | None = None
+
+
+@dataclass
+class RepositoryReport:
+    exported: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def checkpoints(demo_dir: Path) -> list[Path]:
+    if not demo_dir.is_dir():
+        return []
+    return sorted(p for p in demo_dir.iterdir() if p.is_dir() and (p / "config.json").is_file())
+
+
+def read_spec(folder: Path) -> DemoSpec:
+    path = folder / SPEC_FILE
+    if not path.is_file():
+        raise UsageError(f'{folder} has no {SPEC_FILE}; add one such as {{"task": "classify"}}')
+    try:
+        return DemoSpec.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, ValidationError) as error:
+        raise UsageError(f"{path} is invalid: {error}") from error
+
+
+def up_to_date(model_dir: Path, checkpoint: Path, task: str, precisions: Sequence[Precision]) -> bool:
+    """The folder was exported from these very checkpoint files, for this task, with these variants."""
+    try:
+        manifest = Manifest.read(model_dir)
+    except (OSError, ValueError):
+        return False
+    built = {v.precision: v for v in manifest.variants}
+    return (
+        manifest.task == task
+        and manifest.source.fingerprint == fingerprint(checkpoint)
+        and all(p in built for p in precisions)
+        and all(
+            (model_dir / v.file).is_file() and (model_dir / v.file).stat().st_size == v.size_bytes
+            for v in built.values()
+        )
+    )
+
+
+def _prefixed(progress: Callable[[str], None], name: str) -> Callable[[str], None]:
+    def report(line: str) -> None:
+        progress(f"{name}: {line}")
+
+    return report
+
+
+def build_repository(
+    demo_dir: Path,
+    out: Path,
+    precisions: Sequence[Precision] = PRECISIONS,
+    progress: Callable[[str], None] = print,
+) -> RepositoryReport:
+    """Export every demo checkpoint that is not up to date; failures are collected, not raised."""
+    from export.pipeline import export_model
+
+    report = RepositoryReport()
+    for folder in checkpoints(demo_dir):
+        try:
+            spec = read_spec(folder)
+            name = spec.name or folder.name
+            wanted = spec.precisions or list(precisions)
+            if up_to_date(out / name, folder, spec.task, wanted):
+                progress(f"{name}: up to date ({folder}), skipped")
+                report.skipped.append(name)
+                continue
+            progress(f"{name}: exporting {folder} as {spec.task} ({','.join(wanted)})")
+            export_model(
+                str(folder),
+                spec.task,
+                out / name,
+                precisions=wanted,
+                force=True,
+                name=name,
+                progress=_prefixed(progress, name),
+            )
+            report.exported.append(name)
+        except ExportError as error:
+            progress(f"error: {folder.name}: {error}")
+            report.failed[folder.name] = str(error)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cli = argparse.ArgumentParser(prog="python -m export.repository", description=__doc__.splitlines()[0])
+    cli.add_argument("--demo-dir", type=Path, required=True, help="folder of demo checkpoints")
+    cli.add_argument("--out", type=Path, required=True, help="the model repository, e.g. models")
+    cli.add_argument(
+        "--precisions",
+        type=precision_list,
+        default=list(PRECISIONS),
+        help="variants for checkpoints whose bertserve.json does not say (default fp32,fp16,int8)",
+    )
+    args = cli.parse_args(argv)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    if not checkpoints(args.demo_dir):
+        say(f"no demo checkpoints yet in {args.demo_dir} (a subfolder with config.json and {SPEC_FILE})")
+        return 0
+    report = build_repository(args.demo_dir, args.out, args.precisions, say)
+    say(
+        f"model repository {args.out}: {len(report.exported)} exported, {len(report.skipped)} up to date, "
+        f"{len(report.failed)} failed"
+    )
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

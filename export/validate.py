@@ -1,0 +1,167 @@
+"""ONNX Runtime against PyTorch fp32 on the validation texts: max |diff| per output and decision agreement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from app.runtime.manifest import Parity
+from export import decisions, samples
+from export.errors import ConversionError, UsageError
+from export.tasks import INPUT_NAMES, TaskSpec
+from export.tolerances import Tolerance, violations
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+    import torch
+    from transformers import PreTrainedTokenizerFast
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+BATCH_SIZE = 8
+Outputs = dict[str, npt.NDArray[np.float32]]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Right-padded model inputs plus the masks the comparison needs."""
+
+    feeds: dict[str, npt.NDArray[np.int64]]
+    real: npt.NDArray[np.bool_]  # not padding
+    words: npt.NDArray[np.bool_]  # real and not a special token
+    context: npt.NDArray[np.bool_]  # tokens of the second segment (qa answers)
+
+    @property
+    def size(self) -> int:
+        return int(self.real.shape[0])
+
+
+Text = tuple[str, str | None]  # (text, second segment or None)
+
+
+def validation_inputs(spec: TaskSpec) -> list[Text]:
+    """The task's texts, plus one built by joining them all, cut at max length by the tokenizer."""
+    if spec.name in ("classify", "ner"):
+        texts = samples.SENTENCES if spec.name == "classify" else samples.NER
+        return [(text, None) for text in (*texts, " ".join(texts))]
+    pairs: list[Text] = list(samples.PAIRS if spec.name == "pair" else samples.QA)
+    pairs.append((pairs[0][0], " ".join(str(second) for _, second in pairs)))
+    return pairs
+
+
+def encode(tokenizer: PreTrainedTokenizerFast, spec: TaskSpec, max_length: int) -> list[Batch]:
+    """Right-padded batches of the validation inputs, truncated as the server would."""
+    inputs = validation_inputs(spec)
+    strategy = "only_second" if spec.name == "qa" else "longest_first"
+    batches = []
+    for start in range(0, len(inputs), BATCH_SIZE):
+        chunk = inputs[start : start + BATCH_SIZE]
+        seconds = [second for _, second in chunk if second is not None]
+        try:
+            encoded = tokenizer(
+                [first for first, _ in chunk],
+                seconds if spec.pairs else None,
+                truncation=strategy,
+                max_length=max_length,
+                padding=True,
+                return_special_tokens_mask=True,
+                return_tensors="np",
+            )
+        except Exception as error:  # e.g. a max length too short for a question plus context
+            raise UsageError(
+                f"cannot encode the validation texts at max length {max_length}: {error}"
+            ) from error
+        feeds = {name: np.asarray(encoded[name], dtype=np.int64) for name in INPUT_NAMES}
+        real = feeds["attention_mask"].astype(bool)
+        words = real & ~np.asarray(encoded["special_tokens_mask"], dtype=bool)
+        batches.append(Batch(feeds, real, words, words & (feeds["token_type_ids"] == 1)))
+    return batches
+
+
+def torch_outputs(model: torch.nn.Module, spec: TaskSpec, batches: Sequence[Batch]) -> list[Outputs]:
+    """The PyTorch fp32 reference for each batch."""
+    import torch
+
+    results = []
+    with torch.no_grad():
+        for batch in batches:
+            out = model(
+                **{name: torch.from_numpy(value) for name, value in batch.feeds.items()}, return_dict=True
+            )
+            results.append({name: out[name].float().numpy() for name in spec.outputs})
+    return results
+
+
+def open_session(path: Path, *, prefer_cuda: bool) -> tuple[ort.InferenceSession, str]:
+    """A session on CUDA when wanted and actually working, else CPU; returns the provider in use."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    providers = [CUDA, CPU] if prefer_cuda and CUDA in ort.get_available_providers() else [CPU]
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as error:
+        raise ConversionError(f"ONNX Runtime cannot load {path.name}: {error}") from error
+    return session, session.get_providers()[0]
+
+
+def onnx_outputs(session: ort.InferenceSession, spec: TaskSpec, batches: Sequence[Batch]) -> list[Outputs]:
+    _check_signature(session, spec)
+    names = list(spec.outputs)
+    results = []
+    for batch in batches:
+        values = session.run(names, dict(batch.feeds))
+        results.append(
+            {name: np.asarray(value, dtype=np.float32) for name, value in zip(names, values, strict=True)}
+        )
+    return results
+
+
+def _check_signature(session: ort.InferenceSession, spec: TaskSpec) -> None:
+    inputs = [(node.name, node.type) for node in session.get_inputs()]
+    outputs = [(node.name, node.type) for node in session.get_outputs()]
+    want_in = [(name, "tensor(int64)") for name in INPUT_NAMES]
+    want_out = [(name, "tensor(float)") for name in spec.outputs]
+    if inputs != want_in or outputs != want_out:
+        raise ConversionError(f"unexpected ONNX signature: inputs {inputs}, outputs {outputs}")
+
+
+def parity(
+    spec: TaskSpec,
+    batches: Sequence[Batch],
+    reference: Sequence[Outputs],
+    candidate: Sequence[Outputs],
+    *,
+    tolerance: Tolerance,
+    provider: str,
+) -> Parity:
+    """The figures for one variant, held to `tolerance`."""
+    worst = dict.fromkeys(spec.outputs, 0.0)
+    scale = 0.0
+    matched = total = 0
+    for batch, ref, got in zip(batches, reference, candidate, strict=True):
+        real = batch.real if spec.token_level else None
+        for name in spec.outputs:
+            worst[name] = max(worst[name], decisions.max_abs_diff(ref[name], got[name], real))
+            scale = max(scale, decisions.max_abs(ref[name], real))
+        same, count = decisions.agreement(spec.name, ref, got, batch.words, batch.context)
+        matched += same
+        total += count
+    agreement = matched / total if total else 1.0
+    bound = tolerance.bound(scale)
+    return Parity(
+        samples=sum(batch.size for batch in batches),
+        max_abs_diff=worst,
+        decision_agreement=agreement,
+        atol=bound,
+        min_agreement=tolerance.min_agreement,
+        passed=not violations(worst, agreement, bound, tolerance.min_agreement),
+        provider=provider,
+    )
