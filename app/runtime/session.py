@@ -161,7 +161,8 @@ class OnnxModel:
             if self.cuda_graphs and self.buckets is not None:
                 options.add_run_config_entry("gpu_graph_id", str(self.buckets.index(batch.shape)))
             self.session.run_with_iobinding(buffers.binding, options)
-            return {name: value.numpy() for name, value in buffers.outputs.items()}
+            # copy: on CPU numpy() is a view of the buffer, which the next batch of this shape reuses
+            return {name: np.array(value.numpy(), copy=True) for name, value in buffers.outputs.items()}
         finally:
             self._release(batch.shape, buffers)
 

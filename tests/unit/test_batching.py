@@ -262,7 +262,7 @@ async def test_draining_refuses_new_work_but_finishes_accepted_work() -> None:
 async def test_the_observer_sees_sizes_padding_and_queue_waits() -> None:
     runner = FakeRunner()
     observer = RecordingObserver()
-    batcher = await started(runner, limits(max_batch_size=2), observer)
+    batcher = await started(runner, limits(max_batch_size=2, max_padding_ratio=1.0), observer)
     await asyncio.wait_for(
         asyncio.gather(batcher.submit(item("a", 10), 5.0), batcher.submit(item("b", 20), 5.0)), timeout=3.0
     )

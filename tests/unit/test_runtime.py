@@ -103,6 +103,14 @@ def test_bucket_buffers_are_allocated_once_and_reused(probe_path: Path) -> None:
     assert model.buffer_sets() == 2  # shapes (2, 8) and (1, 8): one buffer set each, refilled in place
 
 
+def test_outputs_outlive_the_reuse_of_their_bucket_buffers(probe_path: Path) -> None:
+    buckets = ShapeBuckets.build([1, 2], [8], max_batch=2, max_length=8)
+    model = OnnxModel(session(probe_path), pad_token_id=0, max_length=8, buckets=buckets, io_binding=True)
+    first = model.run(model.prepare(items(3)))
+    model.run(model.prepare(items(5)))  # same bucket shape (1, 8): same buffers
+    assert first[0]["pooled"].tolist() == [6.0, 3.0]
+
+
 def test_cuda_graphs_are_not_used_on_cpu(probe_path: Path) -> None:
     buckets = ShapeBuckets.build([1, 2], [8], max_batch=2, max_length=8)
     model = OnnxModel(

@@ -1,0 +1,21 @@
+"""The raw-engine benchmark's code path, on a tiny shape on the CPU (the GPU run is the real one)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.engine import flops_per_sequence, main
+
+
+def test_bert_base_costs_about_22_gflop_per_sequence_of_128() -> None:
+    assert 21e9 < flops_per_sequence(12, 768, 128) < 23e9
+
+
+def test_engine_benchmark_runs_every_engine(tmp_path: Path) -> None:
+    out = tmp_path / "engine.json"
+    assert main(["--shape", "tiny", "--batches", "1,2", "--seconds", "0.05", "--seq", "16", "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert set(summary["best_seq_per_s"]) == {"ort-fused", "ort-unfused", "torch-sdpa"}
+    assert {t["batch"] for t in summary["timings"]} == {1, 2}
+    assert all(t["seq_per_s"] > 0 for t in summary["timings"])

@@ -1,0 +1,110 @@
+"""Unit tests of training/: SQuAD metric, batching, span choice, label alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from training.batching import PAD_LABEL, batch_order, collate
+from training.heads.qa import best_span
+from training.metrics import (
+    accuracy,
+    binary_f1,
+    normalize_answer,
+    squad_evaluate,
+    squad_exact_match,
+    squad_f1,
+)
+
+
+def test_normalize_answer_follows_the_official_script() -> None:
+    assert normalize_answer("The  Eiffel Tower!") == "eiffel tower"
+    assert normalize_answer("an apple, a pear") == "apple pear"
+    assert normalize_answer("theatre") == "theatre"  # articles only as whole words
+
+
+def test_squad_scores() -> None:
+    assert squad_exact_match("the Cat.", "cat") == 1.0
+    assert squad_f1("red big cat", "big cat") == pytest.approx(0.8)
+    assert squad_f1("dog", "cat") == 0.0
+    refs = {"q1": ["Denver Broncos", "the Broncos"], "q2": ["1990"], "q3": ["x"]}
+    preds = {"q1": "Broncos", "q2": "in 1990"}  # q3 unanswered: counts as 0
+    scores = squad_evaluate(refs, preds)
+    assert scores["exact_match"] == pytest.approx(100 / 3)
+    assert scores["f1"] == pytest.approx(100 * (1.0 + 2 / 3) / 3)
+
+
+def test_accuracy_and_binary_f1() -> None:
+    assert accuracy([1, 0, 1, 1], [1, 0, 0, 1]) == 0.75
+    assert binary_f1([1, 0, 1, 1], [1, 0, 0, 1]) == pytest.approx(0.8)
+    assert binary_f1([0, 0], [1, 0]) == 0.0
+
+
+def test_batch_order_is_a_seeded_partition_of_similar_lengths() -> None:
+    lengths = [(i * 7) % 50 + 1 for i in range(103)]
+    batches = batch_order(lengths, 8, seed=1, epoch=0, bucket_factor=4)
+    assert sorted(i for b in batches for i in b) == list(range(103))
+    assert batches == batch_order(lengths, 8, seed=1, epoch=0, bucket_factor=4)
+    assert batches != batch_order(lengths, 8, seed=1, epoch=1, bucket_factor=4)
+    assert all(len(b) <= 8 for b in batches)
+
+
+def test_collate_pads_to_the_longest_item() -> None:
+    batch = collate(
+        [
+            {"input_ids": [101, 5, 102], "token_type_ids": [0, 0, 0], "labels": [PAD_LABEL, 3, PAD_LABEL]},
+            {"input_ids": [101, 102], "token_type_ids": [0, 0], "labels": [PAD_LABEL, PAD_LABEL]},
+        ]
+    )
+    assert batch["input_ids"].tolist() == [[101, 5, 102], [101, 102, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["labels"].tolist() == [[PAD_LABEL, 3, PAD_LABEL], [PAD_LABEL, PAD_LABEL, PAD_LABEL]]
+    scalar = collate([{"input_ids": [1], "token_type_ids": [0], "start_positions": 0, "end_positions": 0}])
+    assert scalar["start_positions"].tolist() == [0]
+
+
+def test_best_span_skips_question_tokens_and_reversed_or_long_spans() -> None:
+    offsets = [None, None, (0, 3), (4, 9), (10, 12), None]
+    start = np.array([9.0, 0, 1, 5, 0, 0])  # [CLS] has the highest start: not a context token
+    end = np.array([0.0, 0, 8, 1, 4, 0])  # best end (2) is before the best start (3)
+    assert best_span(start, end, offsets) == (9.0, 4, 12)
+    assert best_span(start, end, offsets, max_answer_tokens=1) == (9.0, 0, 3)  # one-token spans only
+    assert best_span(start, end, [None] * 6) is None
+
+
+def test_ner_labels_only_the_first_sub_token() -> None:
+    from tests.tiny import minilm_dir
+    from training.checkpoint import load_tokenizer
+    from training.data import TaggedSentence
+    from training.heads.ner import encode_words
+
+    tokenizer = load_tokenizer(minilm_dir())
+    sentence = TaggedSentence(words=["Blackburn", "visited", "Xyzzyplugh"], tags=["B-PER", "O", "B-LOC"])
+    [feature] = encode_words(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 5}, max_length=32)
+    tokens = tokenizer.convert_ids_to_tokens(feature["input_ids"])
+    labelled = [(t, y) for t, y in zip(tokens, feature["labels"], strict=True) if y != PAD_LABEL]
+    assert [y for _, y in labelled] == [1, 0, 5]
+    assert [t for t, _ in labelled] == [tokens[p] for p in feature["first_token"]]
+    assert len(tokens) > 5  # the rare word split into several sub-tokens, only one labelled
+
+
+def test_qa_windows_mark_the_answer_or_cls() -> None:
+    from tests.tiny import minilm_dir
+    from training.checkpoint import load_tokenizer
+    from training.data import QAExample
+    from training.heads.qa import encode_windows
+
+    tokenizer = load_tokenizer(minilm_dir())
+    context = " ".join(f"word{i}" for i in range(60)) + " The answer is Paris in France."
+    start = context.index("Paris")
+    example = QAExample(id="q", question="Where?", context=context, answers=["Paris"], answer_starts=[start])
+    features = encode_windows(tokenizer, [example], max_length=48, stride=16)
+    assert len(features) > 1
+    marked = [f for f in features if f["start_positions"] > 0]
+    assert marked, "the last window holds the answer"
+    for f in marked:
+        s, e = f["offsets"][f["start_positions"]], f["offsets"][f["end_positions"]]
+        assert context[s[0] : e[1]] == "Paris"
+    assert any(f["start_positions"] == 0 == f["end_positions"] for f in features)
