@@ -16,7 +16,8 @@ from app.tasks import TASKS
 from app.tasks.base import Task
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
+    """Async on purpose: FastAPI runs plain-def dependencies in a thread pool, a hop per request."""
     service: Service = request.app.state.service
     return service
 
@@ -24,7 +25,7 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def require_api_key(service: ServiceDep, authorization: Annotated[str | None, Header()] = None) -> None:
+async def require_api_key(service: ServiceDep, authorization: Annotated[str | None, Header()] = None) -> None:
     """With BERTSERVE_API_KEY set, inference needs `Authorization: Bearer <key>`."""
     expected = service.settings.api_key
     if expected is None:

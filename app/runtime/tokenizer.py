@@ -76,12 +76,16 @@ class TextEncoder:
         max_length: int | None,
         strategy: TruncationStrategy = "longest_first",
     ) -> list[Encoding]:
-        """Encode many inputs in one call (the Rust side parallelises)."""
+        """Encode many inputs in one call (the Rust side parallelises; one input skips its thread pool)."""
         tokenizer = self._tokenizer()
         if max_length is None:
             tokenizer.no_truncation()
         else:
             tokenizer.enable_truncation(max_length, strategy=strategy)
+        if len(texts) == 1:
+            text = texts[0]
+            pair = (text[0], text[1]) if isinstance(text, tuple) else (text, None)
+            return [tokenizer.encode(*pair, add_special_tokens=True)]
         encodings: list[Encoding] = tokenizer.encode_batch(list(texts), add_special_tokens=True)
         return encodings
 
