@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
+from app.runtime.checksum import sha256_of
 from app.runtime.manifest import TOKENIZER_FILE, Manifest, Parity, Precision, Source, TaskName, Variant
 from export import checkpoint as ckpt
 from export import metadata, optimize, validate
@@ -176,7 +176,7 @@ def _accept(context: _Context, precision: Precision, file: Path) -> Variant:
         fused_ops=stats.fused_ops,
         node_count=stats.node_count,
         size_bytes=file.stat().st_size,
-        sha256=_sha256(file),
+        sha256=sha256_of(file),
         parity=parity,
     )
 
@@ -215,11 +215,3 @@ def _figures(parity: Parity) -> str:
 
 def _summary(variant: Variant) -> str:
     return f"{variant.precision} {'ok' if variant.parity.passed else 'REFUSED'}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -6,7 +6,6 @@ picks the variant for the provider in use and opens its session.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 
 from app.errors import ModelLoadError
 from app.runtime.buckets import ShapeBuckets
+from app.runtime.checksum import sha256_of
 from app.runtime.manifest import MANIFEST_FILE, Manifest, Precision, Variant
 from app.runtime.providers import CUDA, open_session
 from app.runtime.session import OnnxModel
@@ -87,14 +87,6 @@ def choose_variant(manifest: Manifest, order: list[Precision], folder: Path) -> 
     raise ModelLoadError(
         f"{folder.name}: no validated variant among {order}; the folder has: {built or 'none'}"
     )
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_file(folder: Path, variant: Variant) -> Path:
