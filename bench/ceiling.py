@@ -10,6 +10,18 @@ from app.settings import Settings
 from app.tasks.base import EncodedItem
 
 
+def best_ceiling(
+    model_dir: Path, name: str, texts: list[str], *, batch_sizes: list[int], seconds: float, precision: str
+) -> tuple[float, int]:
+    """The highest raw throughput over `batch_sizes` (ideal: the best batch for the engine), and that size."""
+    rates = {
+        size: ceiling_seq_per_s(model_dir, name, texts, batch_size=size, seconds=seconds, precision=precision)
+        for size in batch_sizes
+    }
+    best = max(rates, key=lambda size: rates[size])
+    return rates[best], best
+
+
 def ceiling_seq_per_s(
     model_dir: Path, name: str, texts: list[str], *, batch_size: int, seconds: float, precision: str
 ) -> float:
