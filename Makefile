@@ -41,13 +41,13 @@ serve: models ## the main job: install, build the model repository, serve on $(P
 tools: ## install the system tools the tests drive (Prometheus, promtool)
 	bash scripts/install-tools.sh
 
-test: $(STAMP) tools ## run every test (unit, integration, end-to-end, deployment checks)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: $(STAMP) tools lint ## lint, then every test (unit, integration, end-to-end, deployment checks)
+	BERTSERVE_DATA_DIR=$(DATA_DIR) $(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff (lint and format) and mypy (strict)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app export bench
+	$(VENV)/bin/mypy app export bench training $(wildcard evaluation)
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -55,6 +55,9 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 
 bench: $(STAMP) ## throughput and latency: server vs raw ONNX Runtime vs naive pipeline, one run
 	$(PY) -m bench
+
+train: $(STAMP) ## fine-tune the four demo heads into demo/ (real data in DATA_DIR; about 90 min on 2 cores)
+	BERTSERVE_DATA_DIR=$(DATA_DIR) bash training/run_demo.sh
 
 # --- deployment kit -----------------------------------------------------------------------------
 TOOLS_VENV ?= .venv-tools

@@ -14,7 +14,10 @@ def test_bert_base_costs_about_22_gflop_per_sequence_of_128() -> None:
 
 def test_engine_benchmark_runs_every_engine(tmp_path: Path) -> None:
     out = tmp_path / "engine.json"
-    assert main(["--shape", "tiny", "--batches", "1,2", "--seconds", "0.05", "--seq", "16", "--out", str(out)]) == 0
+    assert (
+        main(["--shape", "tiny", "--batches", "1,2", "--seconds", "0.05", "--seq", "16", "--out", str(out)])
+        == 0
+    )
     summary = json.loads(out.read_text())
     assert set(summary["best_seq_per_s"]) == {"ort-fused", "ort-unfused", "torch-sdpa"}
     assert {t["batch"] for t in summary["timings"]} == {1, 2}
