@@ -56,6 +56,10 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 bench: $(STAMP) ## throughput and latency: server vs raw ONNX Runtime vs naive pipeline, one run
 	$(PY) -m bench
 
+EVAL_ARGS ?=
+eval: models ## score each demo head through the server beside transformers.pipeline (fp32, int8)
+	$(PY) -m evaluation --models-dir $(MODELS_DIR) --demo-dir $(DEMO_DIR) --data-dir $(DATA_DIR) --out results/eval.json $(EVAL_ARGS)
+
 train: $(STAMP) ## fine-tune the four demo heads into demo/ (real data in DATA_DIR; about 90 min on 2 cores)
 	BERTSERVE_DATA_DIR=$(DATA_DIR) bash training/run_demo.sh
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fine-tune the demo heads into demo/ one after another: niced, one thread, logs in $LOG_DIR/train-<head>.log.
-#   bash training/run_demo.sh                      # all four (about 90-100 min on one shared CPU core)
+#   bash training/run_demo.sh                      # all four (about 90 min on one shared CPU core)
 #   HEADS="mrpc" bash training/run_demo.sh         # just one
 # Data: $BERTSERVE_DATA_DIR (default ../shared/data beside the repository).
 set -uo pipefail
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 LOG_DIR=${LOG_DIR:-/tmp}
 HEADS=${HEADS:-"sst2 mrpc conll squad"}
-SQUAD_EPOCHS=${SQUAD_EPOCHS:-1.5}
+SQUAD_EPOCHS=${SQUAD_EPOCHS:-1.3}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false RAYON_NUM_THREADS=1
 
 args_for() {

@@ -75,12 +75,12 @@ def test_best_span_skips_question_tokens_and_reversed_or_long_spans() -> None:
 
 
 def test_ner_labels_only_the_first_sub_token() -> None:
-    from tests.tiny import minilm_dir
     from training.checkpoint import load_tokenizer
+    from training.config import default_base_model
     from training.data import TaggedSentence
     from training.heads.ner import encode_words
 
-    tokenizer = load_tokenizer(minilm_dir())
+    tokenizer = load_tokenizer(default_base_model())
     sentence = TaggedSentence(words=["Blackburn", "visited", "Xyzzyplugh"], tags=["B-PER", "O", "B-LOC"])
     [feature] = encode_words(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 5}, max_length=32)
     tokens = tokenizer.convert_ids_to_tokens(feature["input_ids"])
@@ -91,12 +91,12 @@ def test_ner_labels_only_the_first_sub_token() -> None:
 
 
 def test_qa_windows_mark_the_answer_or_cls() -> None:
-    from tests.tiny import minilm_dir
     from training.checkpoint import load_tokenizer
+    from training.config import default_base_model
     from training.data import QAExample
     from training.heads.qa import encode_windows
 
-    tokenizer = load_tokenizer(minilm_dir())
+    tokenizer = load_tokenizer(default_base_model())
     context = " ".join(f"word{i}" for i in range(60)) + " The answer is Paris in France."
     start = context.index("Paris")
     example = QAExample(id="q", question="Where?", context=context, answers=["Paris"], answer_starts=[start])
