@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from types import FrameType
 
 import uvicorn
 
+from app.logs import configure_logging
 from app.main import create_app
 from app.service import Service
 from app.settings import Settings
@@ -26,16 +26,16 @@ class DrainingServer(uvicorn.Server):
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+        # uvicorn hands this to asyncio.wait_for, which takes seconds as a float: 0.5 means 0.5 s
+        # (int() made anything under 1 s "wait forever"), 0 means do not wait
+        timeout_graceful_shutdown=settings.drain_timeout_s,  # type: ignore[arg-type]
         access_log=False,
     )
     DrainingServer(config, app.state.service).run()

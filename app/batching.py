@@ -17,6 +17,7 @@ import asyncio
 import bisect
 import contextlib
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from app.settings import BatchLimits
+
+log = logging.getLogger("bertserve.batching")
 
 PayloadT = TypeVar("PayloadT")
 OutputT = TypeVar("OutputT")
@@ -40,6 +43,19 @@ class BatcherClosed(Exception):
 
 class DeadlineExceeded(Exception):
     """An item was still waiting when its deadline passed (504)."""
+
+
+class NeverFits(Exception):
+    """A request needs more items than the queue can ever hold: retrying cannot help (413)."""
+
+    def __init__(self, needed: int, limit: int) -> None:
+        super().__init__(f"the request needs {needed} items (windows); a queue holds at most {limit}")
+        self.needed = needed
+        self.limit = limit
+
+
+class BatchFailed(Exception):
+    """The batch an item was in failed to pad or run; only that batch's items get it (500)."""
 
 
 class PreparedBatch(Protocol):
@@ -97,6 +113,14 @@ class BatchObserver(Protocol):
 
     def on_queue_depth(self, depth: int) -> None: ...
 
+    def on_batch_failed(self, size: int) -> None: ...
+
+    def on_crash(self, component: str, reason: str) -> None:
+        """The batching loop or a runner thread died; the supervisor restarts it after a backoff."""
+
+    def on_recovered(self, component: str) -> None:
+        """The component that died runs again."""
+
 
 @dataclass(eq=False)
 class _Pending(Generic[PayloadT, OutputT]):
@@ -106,6 +130,8 @@ class _Pending(Generic[PayloadT, OutputT]):
     enqueued: float
     deadline: float
     seq: int
+    tag: str = ""  # the request id, for logs
+    abandoned: str = "client_gone"  # why, if its future is cancelled before it runs
     started: float = 0.0
     run_seconds: float = 0.0
 
@@ -188,6 +214,10 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
 
     Runner threads take prepared batches from a hand-off queue themselves, so a batch starts the
     moment the previous one ends, however busy the event loop is with HTTP at that moment.
+
+    Supervised: a batch that fails to pad or run fails only its own items (`BatchFailed`); if the
+    loop or a runner thread dies anyway, the observer hears `on_crash`, and the component is
+    restarted after a backoff that grows while crashes repeat (queued items wait for it).
     """
 
     def __init__(
@@ -198,6 +228,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         *,
         observer: BatchObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        restart_backoff_s: tuple[float, float] = (0.1, 10.0),
     ) -> None:
         self.name = name
         self.limits = limits
@@ -211,11 +242,15 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         self._handoff: queue.Queue[_Batch[PayloadT, OutputT] | None] = queue.Queue(
             maxsize=limits.max_concurrent_batches
         )
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[int, threading.Thread] = {}
         self._in_flight = 0  # batches handed off and not yet delivered
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._accepting = True
+        self._closing = False
+        self._backoff = restart_backoff_s
+        self._crashes: list[float] = []  # times of recent crashes, for the backoff
+        self.restarts = 0
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -224,13 +259,9 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         if self._loop_task is not None:
             return
         self._loop = asyncio.get_running_loop()
-        self._loop_task = self._loop.create_task(self._batch_loop(), name=f"batcher-{self.name}")
+        self._start_loop_task()
         for index in range(self.limits.max_concurrent_batches):
-            thread = threading.Thread(
-                target=self._runner_thread, name=f"run-{self.name}-{index}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            self._start_thread(index)
 
     @property
     def queue_depth(self) -> int:
@@ -240,14 +271,18 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
     def busy(self) -> bool:
         return bool(self._queue) or self._in_flight > 0
 
-    async def submit(self, items: Sequence[tuple[PayloadT, int]], timeout_s: float) -> Completed[OutputT]:
+    async def submit(
+        self, items: Sequence[tuple[PayloadT, int]], timeout_s: float, *, tag: str = ""
+    ) -> Completed[OutputT]:
         """Queue all items of one request (or none: admission is all-or-nothing) and await them.
 
-        Raises QueueFull, BatcherClosed, DeadlineExceeded. If the caller is cancelled (its client
-        went away), its items still queued are dropped.
+        Raises NeverFits, QueueFull, BatcherClosed, DeadlineExceeded, BatchFailed. If the caller is
+        cancelled (its client went away), its items still queued are dropped before they run.
         """
         if not self._accepting:
             raise BatcherClosed(f"model {self.name!r} is shutting down")
+        if len(items) > self.limits.max_queue_items:
+            raise NeverFits(len(items), self.limits.max_queue_items)
         if len(self._queue) + len(items) > self.limits.max_queue_items:
             raise QueueFull(
                 f"model {self.name!r} has {len(self._queue)} items queued"
@@ -257,28 +292,40 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         now = self._clock()
         deadline = now + timeout_s
         pending = [
-            _Pending(payload, max(1, length), loop.create_future(), now, deadline, next(self._seq))
+            _Pending(payload, max(1, length), loop.create_future(), now, deadline, next(self._seq), tag)
             for payload, length in items
         ]
-        futures = [item.future for item in pending]
         for item in pending:
             self._queue.add(item)
         self._report_depth()
         self._wakeup.set()
+        # The deadline fails the items still waiting (reason "deadline"); a client that goes away
+        # cancels the gather, which cancels the futures at once (reason "client_gone").
+        expiry = loop.call_later(timeout_s, self._expire, pending, timeout_s)
         try:
-            async with asyncio.timeout(timeout_s):
-                outputs = list(await asyncio.gather(*futures))
+            outputs = list(await asyncio.gather(*(item.future for item in pending)))
             runs = {(item.started, item.run_seconds) for item in pending}
             return Completed(
                 outputs=outputs,
                 queue_seconds=max((item.started - item.enqueued for item in pending), default=0.0),
                 inference_seconds=sum(run_seconds for _, run_seconds in runs),
             )
-        except TimeoutError:
-            raise DeadlineExceeded(f"no answer within {timeout_s:g} s") from None
+        except (BatchFailed, DeadlineExceeded):
+            for item in pending:
+                if not item.future.done():  # the request failed already: its other items need not run
+                    item.abandoned = "request_failed"
+            raise
         finally:
-            for future in futures:
-                future.cancel()  # no-op on finished ones; marks queued ones to be dropped
+            expiry.cancel()
+            for item in pending:
+                item.future.cancel()  # no-op on finished ones; marks queued ones to be dropped
+
+    @staticmethod
+    def _expire(pending: Sequence[_Pending[PayloadT, OutputT]], timeout_s: float) -> None:
+        for item in pending:
+            if not item.future.done():
+                item.abandoned = "deadline"
+                item.future.set_exception(DeadlineExceeded(f"no answer within {timeout_s:g} s"))
 
     def stop_accepting(self) -> None:
         """Refuse new work from now on; queued and running items still complete."""
@@ -296,6 +343,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
     async def close(self) -> None:
         """Stop the loop and the threads, fail what is still queued."""
         self._accepting = False
+        self._closing = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -304,9 +352,10 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
             if not item.future.done():
                 item.future.set_exception(BatcherClosed(f"model {self.name!r} stopped"))
         self._queue = _Queue()
-        for _ in self._threads:
+        threads = list(self._threads.values())
+        for _ in threads:
             await asyncio.to_thread(self._handoff.put, None)
-        for thread in self._threads:
+        for thread in threads:
             await asyncio.to_thread(thread.join, 5.0)
 
     # -- the loop (event loop side) -------------------------------------------------------------
@@ -323,7 +372,13 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
                     await self._wait_for_change(wait_s)
                     continue
             batch = self._take_batch()
-            prepared = self._runner.prepare([item.payload for item in batch])
+            try:
+                prepared = self._runner.prepare([item.payload for item in batch])
+            except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
+                raise
+            except BaseException as error:  # only this batch's items learn of it
+                self._fail_batch(batch, error, "pad")
+                continue
             self._in_flight += 1
             self._handoff.put_nowait(_Batch(batch, prepared))
 
@@ -346,21 +401,23 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
 
     def _drop_dead_items(self) -> None:
         now = self._clock()
-        gone: list[int] = []
-        expired: list[int] = []
+        dead: list[int] = []
+        reasons: dict[str, int] = {}
         for index, item in enumerate(self._queue.by_length):
             if item.future.done():
-                gone.append(index)
+                reason = item.abandoned
             elif item.deadline <= now:
-                expired.append(index)
+                reason = "deadline"
                 item.future.set_exception(DeadlineExceeded("deadline passed while queued"))
-        if gone or expired:
-            self._queue.remove_indices(gone + expired)
+            else:
+                continue
+            dead.append(index)
+            reasons[reason] = reasons.get(reason, 0) + 1
+        if dead:
+            self._queue.remove_indices(dead)
             self._report_depth()
-            if gone:
-                self._report_drop("client_gone", len(gone))
-            if expired:
-                self._report_drop("deadline", len(expired))
+            for reason, count in reasons.items():
+                self._report_drop(reason, count)
 
     def _take_batch(self) -> list[_Pending[PayloadT, OutputT]]:
         lengths = [item.length for item in self._queue.by_length]
@@ -376,30 +433,72 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         self._report_depth()
         return batch
 
+    def _fail_batch(
+        self, batch: Sequence[_Pending[PayloadT, OutputT]], error: BaseException, stage: str
+    ) -> None:
+        """Fail the live items of one batch, and log which requests they belonged to."""
+        requests = sorted({item.tag for item in batch if item.tag})
+        log.error(
+            "model %s: a batch of %d items failed to %s: %s: %s (requests: %s)",
+            self.name,
+            len(batch),
+            stage,
+            type(error).__name__,
+            error,
+            ", ".join(requests) or "-",
+            exc_info=(type(error), error, error.__traceback__),
+        )
+        failure = BatchFailed(f"the batch failed to {stage} ({type(error).__name__})")
+        for item in batch:
+            if not item.future.done():
+                item.future.set_exception(failure)
+        if self._observer is not None:
+            self._observer.on_batch_failed(len(batch))
+
     # -- runner threads -------------------------------------------------------------------------
 
-    def _runner_thread(self) -> None:
+    def _runner_thread(self, index: int) -> None:
+        """Take batches and run them until told to stop; dying any other way is reported."""
         assert self._loop is not None
         loop = self._loop
-        while True:
-            handed = self._handoff.get()
-            if handed is None:
-                return
-            loop.call_soon_threadsafe(self._wakeup.set)  # room for the next prepared batch
-            live = [item for item in handed.items if not item.future.done()]
-            started = self._clock()
-            outputs: Sequence[OutputT] | None = None
-            error: BaseException | None = None
-            if live:
+        handed: _Batch[PayloadT, OutputT] | None = None
+        try:
+            while True:
+                handed = None
+                handed = self._handoff.get()
+                if handed is None:
+                    return
+                loop.call_soon_threadsafe(self._wakeup.set)  # room for the next prepared batch
+                outcome = self._run_one(handed)
                 try:
-                    outputs = self._runner.run(handed.prepared)
-                except Exception as failure:  # every item of the batch learns why
-                    error = failure
-            finished = self._clock()
+                    loop.call_soon_threadsafe(self._deliver, handed, *outcome)
+                except RuntimeError:  # the event loop is closed: nobody is waiting any more
+                    return
+        except BaseException as error:
+            with contextlib.suppress(RuntimeError):
+                if handed is not None:  # the batch in hand fails with the thread
+                    now = self._clock()
+                    loop.call_soon_threadsafe(self._deliver, handed, None, error, now, now)
+                loop.call_soon_threadsafe(self._on_crash, f"runner-{index}", error)
+
+    def _run_one(
+        self, handed: _Batch[PayloadT, OutputT]
+    ) -> tuple[Sequence[OutputT] | None, BaseException | None, float, float]:
+        """Run one batch; any failure, or an output count that does not match, is the batch's."""
+        started = self._clock()
+        outputs: Sequence[OutputT] | None = None
+        error: BaseException | None = None
+        if any(not item.future.done() for item in handed.items):
             try:
-                loop.call_soon_threadsafe(self._deliver, handed, outputs, error, started, finished)
-            except RuntimeError:  # the event loop is closed: nobody is waiting any more
-                return
+                outputs = self._runner.run(handed.prepared)
+                if len(outputs) != len(handed.items):
+                    error = RuntimeError(
+                        f"runner returned {len(outputs)} outputs for {len(handed.items)} items"
+                    )
+                    outputs = None
+            except BaseException as failure:  # every item of the batch learns why; the thread goes on
+                error = failure
+        return outputs, error, started, self._clock()
 
     def _deliver(
         self,
@@ -414,12 +513,14 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         self._wakeup.set()
         batch = handed.items
         if outputs is None:
-            gone = sum(item.future.done() for item in batch)
-            if gone:
-                self._report_drop("client_gone", gone)
+            reasons: dict[str, int] = {}
             for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(error or RuntimeError("batch was not run"))
+                if item.future.done():
+                    reasons[item.abandoned] = reasons.get(item.abandoned, 0) + 1
+            for reason, count in reasons.items():
+                self._report_drop(reason, count)
+            if error is not None:
+                self._fail_batch(batch, error, "run")
             return
         for item, output in zip(batch, outputs, strict=True):
             item.started, item.run_seconds = started, finished - started
@@ -436,6 +537,61 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
                 )
             )
 
+    # -- supervision ----------------------------------------------------------------------------
+
+    def _start_loop_task(self) -> None:
+        assert self._loop is not None
+        self._loop_task = self._loop.create_task(self._batch_loop(), name=f"batcher-{self.name}")
+        self._loop_task.add_done_callback(self._loop_ended)
+
+    def _start_thread(self, index: int) -> None:
+        thread = threading.Thread(
+            target=self._runner_thread, args=(index,), name=f"run-{self.name}-{index}", daemon=True
+        )
+        self._threads[index] = thread
+        thread.start()
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._closing:
+            return
+        error = task.exception()
+        self._on_crash("loop", error or RuntimeError("the batching loop returned"))
+
+    def _on_crash(self, component: str, error: BaseException) -> None:
+        """On the event loop: report the crash, then restart the component after a backoff."""
+        if self._closing:
+            return
+        now = self._clock()
+        self._crashes = [t for t in self._crashes if now - t < 60.0] + [now]
+        first, cap = self._backoff
+        delay = min(cap, first * 2 ** (len(self._crashes) - 1))
+        reason = f"{component} crashed: {type(error).__name__}: {error}"
+        log.error(
+            "model %s: %s; restarting in %.1f s",
+            self.name,
+            reason,
+            delay,
+            exc_info=(type(error), error, error.__traceback__),
+        )
+        if self._observer is not None:
+            self._observer.on_crash(component, reason)
+        assert self._loop is not None
+        self._loop.call_later(delay, self._restart, component)
+
+    def _restart(self, component: str) -> None:
+        if self._closing:
+            return
+        if component == "loop":
+            self._start_loop_task()
+        else:
+            index = int(component.rpartition("-")[2])
+            self._start_thread(index)
+        self.restarts += 1
+        log.warning("model %s: %s restarted", self.name, component)
+        if self._observer is not None:
+            self._observer.on_recovered(component)
+        self._wakeup.set()
+
     def _report_depth(self) -> None:
         if self._observer is not None:
             self._observer.on_queue_depth(len(self._queue))
@@ -443,8 +599,3 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
     def _report_drop(self, reason: str, count: int) -> None:
         if self._observer is not None:
             self._observer.on_drop(DropReport(reason, count))
-
-
-def describe(batcher: DynamicBatcher[Any, Any]) -> dict[str, Any]:
-    """The batcher's limits and state, for /v1/models."""
-    return {"queue_items": batcher.queue_depth, **batcher.limits.model_dump()}

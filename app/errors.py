@@ -67,8 +67,14 @@ class Timeout(ServiceError):
     kind = "timeout"
 
 
+class TooManyItems(ServiceError):
+    """The request needs more items (windows) than a model's queue can ever hold."""
+
+    kind = "too_many_items"
+
+
 class InferenceFailed(ServiceError):
-    kind = "inference_error"
+    kind = "inference_failed"
 
 
 class Unauthorized(ServiceError):
@@ -94,6 +100,7 @@ STATUS_TABLE: dict[str, ErrorSpec] = {
     "payload_too_large": ErrorSpec(413),
     "too_many_inputs": ErrorSpec(413),
     "text_too_long": ErrorSpec(413),
+    "too_many_items": ErrorSpec(413),
     "unsupported_media_type": ErrorSpec(415),
     "validation_error": ErrorSpec(422),
     "invalid_input": ErrorSpec(422),
@@ -101,7 +108,7 @@ STATUS_TABLE: dict[str, ErrorSpec] = {
     "queue_full": ErrorSpec(429, retry=True),
     "client_closed": ErrorSpec(499),
     "internal_error": ErrorSpec(500),
-    "inference_error": ErrorSpec(500),
+    "inference_failed": ErrorSpec(500),
     "model_load_error": ErrorSpec(503, retry=True),
     "model_not_ready": ErrorSpec(503, retry=True),
     "overloaded": ErrorSpec(503, retry=True),

@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_handlers(app, settings.retry_after_s)
     app.include_router(inference_router())
-    app.include_router(system_router())
+    app.include_router(system_router(protect_metadata=settings.protect_metadata))
     app.add_middleware(
         ServingMiddleware,
         metrics=metrics,
@@ -58,5 +58,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_inflight=settings.max_inflight_requests,
         retry_after_s=settings.retry_after_s,
+        max_request_id_chars=settings.max_request_id_chars,
     )
     return app

@@ -89,6 +89,23 @@ class Metrics:
         self.rejected = Counter(
             "bertserve_rejected", "Requests or items refused, by reason", ["model", "reason"], registry=r
         )
+        self.failed_batches = Counter(
+            "bertserve_failed_batches",
+            "Batches that failed to pad or run (their items got 500)",
+            ["model"],
+            registry=r,
+        )
+        self.batcher_crashes = Counter(
+            "bertserve_batcher_crashes",
+            "Times a model's batching loop or runner thread died and was restarted",
+            ["model", "component"],
+            registry=r,
+        )
+        self.internal_errors = Counter(
+            "bertserve_internal_errors",
+            "Unexpected errors answered with 500 internal_error",
+            registry=r,
+        )
         self.model_info = Gauge(
             "bertserve_model_info",
             "Loaded models: 1 per model with its task, precision and provider",

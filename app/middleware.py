@@ -1,12 +1,15 @@
-"""Pure ASGI middleware: request ids, body size limit, in-flight cap, request metrics.
+"""Pure ASGI middleware: request ids, body size limit, in-flight cap, request metrics, last resort.
 
 Pure ASGI (not BaseHTTPMiddleware) so that `receive` stays the server's own and a route can
-notice a client that went away.
+notice a client that went away. It is also the one place where an unexpected exception becomes a
+500 `internal_error`: counted, logged with the request id, and answered with `x-request-id`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -15,7 +18,10 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from app.errors import STATUS_TABLE, error_body
+from app.logs import request_id_var
 from app.metrics import Metrics
+
+log = logging.getLogger("bertserve.http")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,6 +30,14 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID = "x-request-id"
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]+")
+
+
+def accepted_request_id(value: str | None, max_chars: int) -> str:
+    """The client's request id when it is short and made of safe characters, else a new one."""
+    if value and len(value) <= max_chars and SAFE_REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
 
 
 class ServingMiddleware:
@@ -38,6 +52,7 @@ class ServingMiddleware:
         max_body_bytes: int,
         max_inflight: int,
         retry_after_s: int,
+        max_request_id_chars: int = 128,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -45,6 +60,7 @@ class ServingMiddleware:
         self.max_body_bytes = max_body_bytes
         self.max_inflight = max_inflight
         self.retry_after_s = retry_after_s
+        self.max_request_id_chars = max_request_id_chars
         self.inflight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -52,20 +68,40 @@ class ServingMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        request_id = headers.get(REQUEST_ID) or uuid.uuid4().hex
+        request_id = accepted_request_id(headers.get(REQUEST_ID), self.max_request_id_chars)
         scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        try:
+            await self._serve(scope, receive, send, headers, request_id)
+        finally:
+            request_id_var.reset(token)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], request_id: str
+    ) -> None:
         task = self.task_paths.get(scope.get("path", ""))
-        status = {"code": 500}
+        status = {"code": 500, "started": 0}
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status["code"], status["started"] = message["status"], 1
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (REQUEST_ID.encode(), request_id.encode())]
             await send(message)
 
+        async def guarded(app_receive: Receive) -> None:
+            """The app, with any unexpected exception answered as a 500 that carries the request id."""
+            try:
+                await self.app(scope, app_receive, send_wrapper)
+            except Exception as error:
+                self.metrics.internal_errors.inc()
+                log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+                if status["started"]:
+                    raise  # too late for an error body: the server closes the connection
+                await self._reject(send_wrapper, "internal_error", f"internal error ({type(error).__name__})")
+
         if task is None:
-            await self.app(scope, receive, send_wrapper)
+            await guarded(receive)
             return
 
         started = time.perf_counter()
@@ -90,7 +126,7 @@ class ServingMiddleware:
             self.inflight += 1
             self.metrics.inflight.inc()
             try:
-                await self.app(scope, self._limited(receive), send_wrapper)
+                await guarded(self._limited(receive))
             finally:
                 self.inflight -= 1
                 self.metrics.inflight.dec()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.batching import BatchReport, DropReport
 from app.metrics import Metrics
 
@@ -9,7 +11,9 @@ from app.metrics import Metrics
 class MetricsObserver:
     """A BatchObserver that records batches, drops and queue depth for one model."""
 
-    def __init__(self, metrics: Metrics, model: str) -> None:
+    def __init__(
+        self, metrics: Metrics, model: str, health: Callable[[str | None], None] | None = None
+    ) -> None:
         self._batch_size = metrics.batch_size.labels(model)
         self._batch_tokens = metrics.batch_tokens.labels(model)
         self._padding = metrics.padding_ratio.labels(model)
@@ -17,6 +21,9 @@ class MetricsObserver:
         self._queue_wait = metrics.queue_wait.labels(model)
         self._queue_items = metrics.queue_items.labels(model)
         self._rejected = metrics.rejected
+        self._failed_batches = metrics.failed_batches.labels(model)
+        self._crashes = metrics.batcher_crashes
+        self._health = health
         self._model = model
 
     def on_batch(self, report: BatchReport) -> None:
@@ -33,3 +40,15 @@ class MetricsObserver:
 
     def on_queue_depth(self, depth: int) -> None:
         self._queue_items.set(depth)
+
+    def on_batch_failed(self, size: int) -> None:
+        self._failed_batches.inc()
+
+    def on_crash(self, component: str, reason: str) -> None:
+        self._crashes.labels(self._model, component.partition("-")[0]).inc()
+        if self._health is not None:
+            self._health(reason)
+
+    def on_recovered(self, component: str) -> None:
+        if self._health is not None:
+            self._health(None)

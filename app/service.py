@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app.batching import BatcherClosed, DeadlineExceeded, DynamicBatcher, QueueFull
+from app.batching import BatcherClosed, BatchFailed, DeadlineExceeded, DynamicBatcher, NeverFits, QueueFull
 from app.errors import (
     Draining,
     InferenceFailed,
@@ -23,8 +23,10 @@ from app.errors import (
     TextTooLong,
     Timeout,
     TooManyInputs,
+    TooManyItems,
     WrongTask,
 )
+from app.faults import with_faults
 from app.metrics import Metrics
 from app.observer import MetricsObserver
 from app.runtime.repository import LoadedModel, discover, load_model
@@ -40,8 +42,10 @@ class ModelSlot:
     """One configured model: loading, ready, or failed with a reason."""
 
     name: str
-    state: str = "loading"  # loading | ready | failed
+    state: str = "loading"  # loading | ready | failed | restarting
     error: str | None = None
+    last_crash: str | None = None  # the latest batcher crash, kept after it recovered
+    crashes: int = 0
     loaded: LoadedModel | None = None
     context: ModelContext | None = None
     batcher: DynamicBatcher[EncodedItem, ItemOutputs] | None = None
@@ -65,6 +69,7 @@ class Service:
     slots: dict[str, ModelSlot] = field(default_factory=dict)
     draining: bool = False
     loaded: bool = False
+    drain_started: float = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -76,7 +81,11 @@ class Service:
         for name in names:
             self.slots[name] = ModelSlot(name)
         for name in names:
-            await self._load_one(self.slots[name])
+            try:
+                await self._load_one(self.slots[name])
+            except Exception as error:  # never let one model end the loading of the others
+                self._mark_failed(self.slots[name], f"{type(error).__name__}: {error}")
+                log.exception("model %s failed to load", name)
         self.loaded = True
         self._update_ready()
 
@@ -96,24 +105,23 @@ class Service:
                 slot.warmup_shapes = await asyncio.to_thread(
                     loaded.onnx.warmup, limits.max_batch_size, limits.max_batch_tokens
                 )
+            # this thread's tokenizer clone, built off the hot path (a broken tokenizer fails here)
+            loaded.encoder.encode("warm up", max_length=8)
         except ModelLoadError as error:
-            slot.state, slot.error = "failed", error.message
+            self._mark_failed(slot, error.message)
             log.error("model %s failed to load: %s", slot.name, error.message)
-            self.metrics.model_ready.labels(slot.name).set(0)
             return
         except Exception as error:  # an unexpected failure still must not take the others down
-            slot.state, slot.error = "failed", f"{type(error).__name__}: {error}"
+            self._mark_failed(slot, f"{type(error).__name__}: {error}")
             log.exception("model %s failed to load", slot.name)
-            self.metrics.model_ready.labels(slot.name).set(0)
             return
-        loaded.encoder.encode(
-            "warm up", max_length=8
-        )  # this thread's tokenizer clone, built off the hot path
         slot.loaded = loaded
         slot.context = ModelContext(slot.name, loaded.manifest, loaded.encoder)
-        slot.batcher = DynamicBatcher(
-            slot.name, loaded.onnx, limits, observer=MetricsObserver(self.metrics, slot.name)
+        runner = with_faults(loaded.onnx, self.settings.faults.get(slot.name))
+        observer = MetricsObserver(
+            self.metrics, slot.name, health=lambda crash: self._batcher_health(slot, crash)
         )
+        slot.batcher = DynamicBatcher(slot.name, runner, limits, observer=observer)
         slot.batcher.start()
         slot.load_seconds = time.perf_counter() - started
         slot.state = "ready"
@@ -125,20 +133,38 @@ class Service:
             "model %s ready in %.1f s (%d warm-up shapes)", slot.name, slot.load_seconds, slot.warmup_shapes
         )
 
+    def _mark_failed(self, slot: ModelSlot, reason: str) -> None:
+        slot.state, slot.error = "failed", reason
+        self.metrics.model_ready.labels(slot.name).set(0)
+        self._update_ready()
+
+    def _batcher_health(self, slot: ModelSlot, crash: str | None) -> None:
+        """The batcher's supervisor reports a crash (readiness false) or its recovery."""
+        if crash is not None:
+            slot.state, slot.error, slot.last_crash = "restarting", crash, crash
+            slot.crashes += 1
+            self.metrics.model_ready.labels(slot.name).set(0)
+        elif slot.state == "restarting":
+            slot.state, slot.error = "ready", None
+            self.metrics.model_ready.labels(slot.name).set(1)
+        self._update_ready()
+
     def begin_drain(self) -> None:
         """Stop taking new work: readiness goes false, new requests get 503."""
         if not self.draining:
             log.info("draining: no new requests; finishing accepted work")
+            self.drain_started = time.monotonic()
         self.draining = True
         self._update_ready()
 
     async def shutdown(self) -> None:
-        """Finish accepted work (up to the drain timeout), then stop every batcher."""
+        """Finish accepted work (within what is left of the drain timeout), then stop every batcher."""
         self.begin_drain()
         batchers = [slot.batcher for slot in self.slots.values() if slot.batcher is not None]
         for batcher in batchers:
             batcher.stop_accepting()
-        results = await asyncio.gather(*(b.wait_idle(self.settings.drain_timeout_s) for b in batchers))
+        left = max(0.0, self.settings.drain_timeout_s - (time.monotonic() - self.drain_started))
+        results = await asyncio.gather(*(b.wait_idle(left) for b in batchers))
         if not all(results):
             log.error(
                 "drain timeout: some queued work did not finish in %.0f s", self.settings.drain_timeout_s
@@ -183,6 +209,11 @@ class Service:
             raise ModelNotFound(f"unknown model {name!r}; models: {known}")
         if slot.state == "failed":
             raise ModelNotReady(f"model {name!r} failed to load: {slot.error}", retry_after=30)
+        if slot.state == "restarting":
+            raise ModelNotReady(
+                f"model {name!r} is restarting after a crash: {slot.error}",
+                retry_after=self.settings.retry_after_s,
+            )
         if slot.state != "ready" or slot.context is None:
             raise ModelNotReady(f"model {name!r} is still loading", retry_after=self.settings.retry_after_s)
         if slot.context.manifest.task != task.name:
@@ -212,7 +243,12 @@ class Service:
                 )
 
     async def infer(
-        self, task: Task[Any, Any], slot: ModelSlot, request: BaseModel, timings: Timings
+        self,
+        task: Task[Any, Any],
+        slot: ModelSlot,
+        request: BaseModel,
+        timings: Timings,
+        request_id: str = "",
     ) -> BaseModel:
         """Tokenize, queue, batch, run and post-process one request."""
         assert slot.context is not None and slot.batcher is not None
@@ -232,8 +268,18 @@ class Service:
             self.metrics.truncated.labels(slot.name).inc(prepared.truncated)
         try:
             done = await batcher.submit(
-                [(item, item.length) for item in prepared.items], self.settings.request_timeout_s
+                [(item, item.length) for item in prepared.items],
+                self.settings.request_timeout_s,
+                tag=request_id,
             )
+        except NeverFits as error:
+            self.metrics.rejected.labels(slot.name, "too_many_items").inc()
+            raise TooManyItems(
+                f"model {slot.name!r}: the request needs {error.needed} windows after tokenization;"
+                f" the model's queue holds at most {error.limit}: send fewer or shorter texts"
+            ) from error
+        except BatchFailed as error:
+            raise InferenceFailed(f"inference failed on model {slot.name!r}: {error}") from error
         except QueueFull as error:
             self.metrics.rejected.labels(slot.name, "queue_full").inc()
             raise QueueFullError(str(error), retry_after=self.settings.retry_after_s) from error
@@ -246,7 +292,7 @@ class Service:
         except ServiceError:
             raise
         except Exception as error:
-            log.exception("inference failed on %s", slot.name)
+            log.exception("inference failed on %s (request %s)", slot.name, request_id or "-")
             raise InferenceFailed(
                 f"inference failed on model {slot.name!r}: {type(error).__name__}"
             ) from error
@@ -267,6 +313,9 @@ class Service:
             entry: dict[str, Any] = {"name": name, "state": slot.state}
             if slot.error:
                 entry["error"] = slot.error
+            if slot.crashes:
+                entry["crashes"] = slot.crashes
+                entry["last_crash"] = slot.last_crash
             if slot.loaded is not None and slot.batcher is not None:
                 manifest, variant = slot.loaded.manifest, slot.loaded.variant
                 entry |= {

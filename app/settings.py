@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.faults import FaultSpec
+
 
 class BatchLimits(BaseModel):
     """How one model's batcher closes batches and sheds load."""
@@ -102,7 +104,20 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="when set, inference endpoints require `Authorization: Bearer <key>`"
     )
+    protect_metadata: bool = Field(
+        False,
+        description="with api_key set, /v1/models and /metrics need the key too "
+        "(health probes stay open; Prometheus then scrapes with the bearer token)",
+    )
+    max_request_id_chars: int = Field(
+        128, ge=8, description="a longer or non-printable x-request-id is replaced by a generated one"
+    )
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 429 and 503")
+    faults: dict[str, FaultSpec] = Field(
+        default_factory=dict,
+        description="TEST ONLY: per-model injected batch failures, e.g. "
+        '{"sst2": {"fail_run_every": 10}}; never set in production',
+    )
 
     host: str = Field("0.0.0.0", description="address the server listens on")
     port: int = Field(8000, ge=1, le=65535, description="port the server listens on")

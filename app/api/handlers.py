@@ -1,8 +1,10 @@
-"""Exception handlers: every error leaves as `{"error": {"type", "message"}}` with its status."""
+"""Exception handlers: every error leaves as `{"error": {"type", "message"}}` with its status.
+
+Unexpected exceptions are not handled here but in `app.middleware`, inside the metrics and the
+request id, so that a 500 is counted and carries `x-request-id` like any other answer.
+"""
 
 from __future__ import annotations
-
-import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,8 +12,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from app.errors import STATUS_TABLE, ServiceError, error_body
-
-log = logging.getLogger("bertserve.api")
 
 HTTP_KINDS = {
     400: "invalid_json",
@@ -61,8 +61,3 @@ def install_handlers(app: FastAPI, retry_after_s: int) -> None:
         if kind is None:
             return JSONResponse(error_body("http_error", str(error.detail)), status_code=error.status_code)
         return error_response(kind, str(error.detail))
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return error_response("internal_error", f"internal error ({type(error).__name__})")

@@ -5,34 +5,15 @@ endpoint's annotations at runtime, and those are per-task closures.
 """
 
 import asyncio
-import secrets
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from app.errors import ClientClosed, Unauthorized
-from app.service import Service, Timings
+from app.api.auth import ServiceDep, require_api_key
+from app.errors import ClientClosed
+from app.service import Timings
 from app.tasks import TASKS
 from app.tasks.base import Task
-
-
-async def get_service(request: Request) -> Service:
-    """Async on purpose: FastAPI runs plain-def dependencies in a thread pool, a hop per request."""
-    service: Service = request.app.state.service
-    return service
-
-
-ServiceDep = Annotated[Service, Depends(get_service)]
-
-
-async def require_api_key(service: ServiceDep, authorization: Annotated[str | None, Header()] = None) -> None:
-    """With BERTSERVE_API_KEY set, inference needs `Authorization: Bearer <key>`."""
-    expected = service.settings.api_key
-    if expected is None:
-        return
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), expected.get_secret_value()):
-        raise Unauthorized("missing or wrong API key (send Authorization: Bearer <key>)")
 
 
 async def wait_for_disconnect(request: Request) -> None:
@@ -52,7 +33,7 @@ def task_route(task: Task[Any, Any]) -> Any:
         request.state.model = slot.name
         service.check_limits(task, body)
         timings = Timings()
-        work = asyncio.ensure_future(service.infer(task, slot, body, timings))
+        work = asyncio.ensure_future(service.infer(task, slot, body, timings, request.state.request_id))
         watcher = asyncio.ensure_future(wait_for_disconnect(request))
         try:
             await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -85,8 +66,9 @@ def inference_router() -> APIRouter:
                 400: {"description": "Body is not valid JSON"},
                 401: {"description": "Missing or wrong API key"},
                 404: {"description": "Unknown model"},
-                413: {"description": "Body, input count or text over its limit"},
+                413: {"description": "Body, input count, text or windows needed over its limit"},
                 422: {"description": "Invalid input, or a model of another task"},
+                500: {"description": "The batch this request was in failed (inference_failed)"},
                 429: {"description": "Queue full: retry after Retry-After seconds"},
                 503: {"description": "Not ready, overloaded or shutting down: retry after Retry-After"},
                 504: {"description": "No answer within the request timeout"},

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.api.auth import require_api_key
 from app.service import Service
 
 
@@ -16,8 +17,11 @@ def _service(request: Request) -> Service:
     return service
 
 
-def system_router() -> APIRouter:
+def system_router(*, protect_metadata: bool = False) -> APIRouter:
+    """Probes are always open (kubelets send no key); /v1/models and /metrics need the API key
+    when `protect_metadata` is set."""
     router = APIRouter(tags=["system"])
+    metadata = [Depends(require_api_key)] if protect_metadata else []
 
     @router.get("/health/live", summary="The process is up and serving HTTP")
     async def live() -> dict[str, str]:
@@ -35,11 +39,15 @@ def system_router() -> APIRouter:
             body, status_code=503, headers={"Retry-After": str(service.settings.retry_after_s)}
         )
 
-    @router.get("/v1/models", summary="The models served: task, labels, precision, provider, parity")
+    @router.get(
+        "/v1/models",
+        summary="The models served: task, labels, precision, provider, parity",
+        dependencies=metadata,
+    )
     async def models(request: Request) -> dict[str, Any]:
         return {"models": _service(request).describe()}
 
-    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False, dependencies=metadata)
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(_service(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -12,10 +12,12 @@ import pytest
 
 from app.batching import (
     BatcherClosed,
+    BatchFailed,
     BatchReport,
     DeadlineExceeded,
     DropReport,
     DynamicBatcher,
+    NeverFits,
     QueueFull,
     choose_window,
 )
@@ -62,6 +64,8 @@ class RecordingObserver:
     batches: list[BatchReport] = field(default_factory=list)
     drops: list[DropReport] = field(default_factory=list)
     depths: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    health: list[str] = field(default_factory=list)
 
     def on_batch(self, report: BatchReport) -> None:
         self.batches.append(report)
@@ -71,6 +75,15 @@ class RecordingObserver:
 
     def on_queue_depth(self, depth: int) -> None:
         self.depths.append(depth)
+
+    def on_batch_failed(self, size: int) -> None:
+        self.failed.append(size)
+
+    def on_crash(self, component: str, reason: str) -> None:
+        self.health.append(f"crash {component}: {reason}")
+
+    def on_recovered(self, component: str) -> None:
+        self.health.append(f"recovered {component}")
 
 
 def limits(**overrides: float) -> BatchLimits:
@@ -237,7 +250,7 @@ async def test_a_runner_failure_reaches_every_item_of_the_batch() -> None:
     results = await asyncio.gather(
         batcher.submit(item("a"), 5.0), batcher.submit(item("b"), 5.0), return_exceptions=True
     )
-    assert all(isinstance(r, RuntimeError) for r in results)
+    assert all(isinstance(r, BatchFailed) for r in results), results
     runner.fail = False
     done = await asyncio.wait_for(batcher.submit(item("c"), 5.0), timeout=3.0)
     assert done.outputs == ["out-c"]

@@ -1,0 +1,58 @@
+"""Test-only fault injection: a runner wrapper that fails chosen batches (BERTSERVE_FAULTS).
+
+It exists so the stress harness and the end-to-end tests can show, on a real server process,
+that a failing batch fails only its own items and the model keeps serving. Never set in production.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:  # app.settings imports this module, and app.batching imports app.settings
+    from app.batching import BatchRunner
+
+
+class InjectedFault(RuntimeError):
+    """The error a faulty runner raises."""
+
+
+class FaultSpec(BaseModel):
+    """Which batches of one model fail on purpose (0 = never)."""
+
+    fail_run_every: int = Field(0, ge=0, description="every Nth batch raises in run")
+    fail_prepare_every: int = Field(0, ge=0, description="every Nth batch raises while being padded")
+
+
+class FaultyRunner:
+    """Delegates to a real runner, raising InjectedFault on the chosen batches."""
+
+    def __init__(self, runner: BatchRunner[Any, Any, Any], spec: FaultSpec) -> None:
+        self._runner = runner
+        self._spec = spec
+        self._prepared = itertools.count(1)
+        self._runs = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def prepare(self, payloads: Sequence[Any]) -> Any:
+        if self._spec.fail_prepare_every and next(self._prepared) % self._spec.fail_prepare_every == 0:
+            raise InjectedFault("injected fault while padding (BERTSERVE_FAULTS)")
+        return self._runner.prepare(payloads)
+
+    def run(self, batch: Any) -> Sequence[Any]:
+        with self._lock:
+            number = next(self._runs)
+        if self._spec.fail_run_every and number % self._spec.fail_run_every == 0:
+            raise InjectedFault("injected fault while running (BERTSERVE_FAULTS)")
+        return self._runner.run(batch)
+
+
+def with_faults(runner: BatchRunner[Any, Any, Any], spec: FaultSpec | None) -> BatchRunner[Any, Any, Any]:
+    """The runner itself, or a faulty wrapper when a spec asks for faults."""
+    if spec is None or not (spec.fail_run_every or spec.fail_prepare_every):
+        return runner
+    return FaultyRunner(runner, spec)
