@@ -279,6 +279,7 @@ class Service:
                 f" the model's queue holds at most {error.limit}: send fewer or shorter texts"
             ) from error
         except BatchFailed as error:
+            log.warning("request failed on model %s: %s", slot.name, error)  # the line carries its id
             raise InferenceFailed(f"inference failed on model {slot.name!r}: {error}") from error
         except QueueFull as error:
             self.metrics.rejected.labels(slot.name, "queue_full").inc()

@@ -17,7 +17,6 @@ from app.batching import (
     DeadlineExceeded,
     DropReport,
     DynamicBatcher,
-    NeverFits,
     QueueFull,
     choose_window,
 )
