@@ -251,6 +251,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         self._backoff = restart_backoff_s
         self._crashes: list[float] = []  # times of recent crashes, for the backoff
         self.restarts = 0
+        self.tokens_per_second = 0.0  # padded tokens the model runs per second (EWMA), 0 = unknown
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -266,6 +267,26 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
     @property
     def queue_depth(self) -> int:
         return len(self._queue)
+
+    def expected_wait(self, extra_tokens: int = 0) -> float:
+        """Seconds the queued work (plus `extra_tokens`) should take to start; 0 while unmeasured."""
+        if self.tokens_per_second <= 0:
+            return 0.0
+        return (self._queue.tokens + extra_tokens) / self.tokens_per_second
+
+    def check_admission(self, items: int = 0, tokens: int = 0) -> None:
+        """Raise QueueFull if `items` more items of `tokens` tokens would overfill the queue."""
+        if len(self._queue) + items > self.limits.max_queue_items:
+            raise QueueFull(
+                f"model {self.name!r} has {len(self._queue)} items queued"
+                f" (limit {self.limits.max_queue_items})"
+            )
+        wait = self.expected_wait(tokens)
+        if wait > self.limits.max_queue_wait_s and self._queue:
+            raise QueueFull(
+                f"model {self.name!r} has {wait:.1f} s of queued work"
+                f" (limit {self.limits.max_queue_wait_s:g} s)"
+            )
 
     @property
     def busy(self) -> bool:
@@ -283,11 +304,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
             raise BatcherClosed(f"model {self.name!r} is shutting down")
         if len(items) > self.limits.max_queue_items:
             raise NeverFits(len(items), self.limits.max_queue_items)
-        if len(self._queue) + len(items) > self.limits.max_queue_items:
-            raise QueueFull(
-                f"model {self.name!r} has {len(self._queue)} items queued"
-                f" (limit {self.limits.max_queue_items})"
-            )
+        self.check_admission(len(items), sum(max(1, length) for _, length in items))
         loop = asyncio.get_running_loop()
         now = self._clock()
         deadline = now + timeout_s
@@ -522,6 +539,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
             if error is not None:
                 self._fail_batch(batch, error, "run")
             return
+        self._measure(handed.prepared.padded_tokens, finished - started)
         for item, output in zip(batch, outputs, strict=True):
             item.started, item.run_seconds = started, finished - started
             if not item.future.done():
@@ -536,6 +554,14 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
                     run_seconds=finished - started,
                 )
             )
+
+    def _measure(self, padded_tokens: int, seconds: float) -> None:
+        """Fold one batch into the throughput estimate (all runner threads together)."""
+        if seconds <= 0:
+            return
+        rate = padded_tokens / seconds * self.limits.max_concurrent_batches
+        weight = 0.2 if self.tokens_per_second else 1.0
+        self.tokens_per_second += weight * (rate - self.tokens_per_second)
 
     # -- supervision ----------------------------------------------------------------------------
 

@@ -253,6 +253,11 @@ class Service:
         """Tokenize, queue, batch, run and post-process one request."""
         assert slot.context is not None and slot.batcher is not None
         context, batcher = slot.context, slot.batcher
+        try:
+            batcher.check_admission()  # refuse before tokenizing: refusing must stay cheap
+        except QueueFull as error:
+            self.metrics.rejected.labels(slot.name, "queue_full").inc()
+            raise QueueFullError(str(error), retry_after=self.settings.retry_after_s) from error
         started = time.perf_counter()
         try:
             inline = sum(map(len, task.texts(request))) <= self.settings.inline_tokenize_chars
