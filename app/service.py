@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,6 +204,11 @@ class Service:
         """
         name = requested or self.default_model(task.name)
         if name is None:
+            if any(slot.state == "loading" for slot in self.slots.values()):
+                raise ModelNotReady(
+                    f"no model for task {task.name!r} is ready yet: models are still loading",
+                    retry_after=self.settings.retry_after_s,
+                )
             raise ModelNotFound(f"no model serves task {task.name!r}")
         slot = self.slots.get(name)
         if slot is None:
@@ -252,15 +259,12 @@ class Service:
     ) -> BaseModel:
         """Tokenize, queue, batch, run and post-process one request."""
         assert slot.context is not None and slot.batcher is not None
-        context, batcher = slot.context, slot.batcher
-        try:
-            batcher.check_admission()  # refuse before tokenizing: refusing must stay cheap
-        except QueueFull as error:
-            self.metrics.rejected.labels(slot.name, "queue_full").inc()
-            raise QueueFullError(str(error), retry_after=self.settings.retry_after_s) from error
+        context = slot.context
+        with self._refusals(slot, request_id):
+            slot.batcher.check_admission()  # refuse before tokenizing: refusing must stay cheap
         started = time.perf_counter()
+        inline = sum(map(len, task.texts(request))) <= self.settings.inline_tokenize_chars
         try:
-            inline = sum(map(len, task.texts(request))) <= self.settings.inline_tokenize_chars
             if inline:
                 prepared = task.preprocess(request, context)  # cheaper than a thread hop
             else:
@@ -271,12 +275,28 @@ class Service:
         self.metrics.tokenize.labels(slot.name).observe(timings.tokenize)
         if prepared.truncated:
             self.metrics.truncated.labels(slot.name).inc(prepared.truncated)
-        try:
-            done = await batcher.submit(
+        with self._refusals(slot, request_id):
+            done = await slot.batcher.submit(
                 [(item, item.length) for item in prepared.items],
                 self.settings.request_timeout_s,
                 tag=request_id,
             )
+        timings.queue, timings.inference = done.queue_seconds, done.inference_seconds
+        try:
+            if inline:
+                answer: BaseModel = task.postprocess(request, prepared, done.outputs, context)
+            else:  # QA builds a length x length matrix per window: keep big ones off the loop
+                answer = await asyncio.to_thread(task.postprocess, request, prepared, done.outputs, context)
+            return answer
+        except InvalidInput as error:
+            raise InvalidRequest(str(error)) from error
+
+    @contextlib.contextmanager
+    def _refusals(self, slot: ModelSlot, request_id: str) -> Iterator[None]:
+        """The batcher's refusals and failures as service errors, counted by reason."""
+        retry = self.settings.retry_after_s
+        try:
+            yield
         except NeverFits as error:
             self.metrics.rejected.labels(slot.name, "too_many_items").inc()
             raise TooManyItems(
@@ -288,10 +308,10 @@ class Service:
             raise InferenceFailed(f"inference failed on model {slot.name!r}: {error}") from error
         except QueueFull as error:
             self.metrics.rejected.labels(slot.name, "queue_full").inc()
-            raise QueueFullError(str(error), retry_after=self.settings.retry_after_s) from error
+            raise QueueFullError(str(error), retry_after=retry) from error
         except BatcherClosed as error:
             self.metrics.rejected.labels(slot.name, "shutting_down").inc()
-            raise Draining(str(error), retry_after=self.settings.retry_after_s) from error
+            raise Draining(str(error), retry_after=retry) from error
         except DeadlineExceeded as error:
             self.metrics.rejected.labels(slot.name, "timeout").inc()
             raise Timeout(f"model {slot.name!r}: {error}") from error
@@ -302,15 +322,6 @@ class Service:
             raise InferenceFailed(
                 f"inference failed on model {slot.name!r}: {type(error).__name__}"
             ) from error
-        timings.queue, timings.inference = done.queue_seconds, done.inference_seconds
-        try:
-            if inline:
-                answer: BaseModel = task.postprocess(request, prepared, done.outputs, context)
-            else:  # QA builds a length x length matrix per window: keep big ones off the loop
-                answer = await asyncio.to_thread(task.postprocess, request, prepared, done.outputs, context)
-            return answer
-        except InvalidInput as error:
-            raise InvalidRequest(str(error)) from error
 
     def describe(self) -> list[dict[str, Any]]:
         """Every model's task, labels, precision, provider, limits and parity, for /v1/models."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -82,6 +82,16 @@ class Manifest(_Strict):
     source: Source
     versions: dict[str, str]
     created_at: str
+
+    @field_validator("format_version")
+    @classmethod
+    def _known_format(cls, version: int) -> int:
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"format_version {version} is not the one this server reads ({FORMAT_VERSION}):"
+                " re-export the model with this version of bertserve"
+            )
+        return version
 
     def variant(self, precision: Precision) -> Variant | None:
         """The variant of this precision, if it was built and passed validation."""

@@ -1,0 +1,1 @@
+"""`make stress`: the real server under soak, overload, SIGTERM, disconnects, faults, generated requests."""

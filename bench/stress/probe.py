@@ -1,0 +1,76 @@
+"""What the server process holds (memory, open files, threads) and what its /metrics say."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    at: float
+    rss_mb: float
+    open_files: int
+    threads: int
+
+
+def sample_process(pid: int) -> ProcessSample:
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_kb = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    threads = int(re.search(r"Threads:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    open_files = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    return ProcessSample(time.monotonic(), rss_kb / 1024, open_files, threads)
+
+
+def metric_values(text: str, name: str) -> dict[str, float]:
+    """Every sample of one metric: labels text -> value."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            values[key[len(name) :]] = float(value)
+    return values
+
+
+def metric_sum(text: str, name: str, contains: str = "") -> float:
+    return sum(v for k, v in metric_values(text, name).items() if contains in k)
+
+
+@dataclass
+class Watcher:
+    """Samples the process and the queue depth every `interval` seconds while a scenario runs."""
+
+    url: str
+    pid: int
+    interval: float = 0.5
+    samples: list[ProcessSample] = field(default_factory=list)
+    max_queue_items: float = 0.0
+    _task: asyncio.Task[None] | None = None
+
+    async def _loop(self) -> None:
+        async with aiohttp.ClientSession(self.url, timeout=aiohttp.ClientTimeout(total=5)) as session:
+            while True:
+                try:
+                    self.samples.append(sample_process(self.pid))
+                    async with session.get("/metrics") as response:
+                        text = await response.text()
+                    queued = metric_sum(text, "bertserve_queue_items")
+                    self.max_queue_items = max(self.max_queue_items, queued)
+                except (TimeoutError, OSError, aiohttp.ClientError):
+                    pass
+                await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

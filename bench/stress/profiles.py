@@ -1,0 +1,57 @@
+"""How long and how hard each scenario runs: `full` for the README's figures, `short` for CI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    calibrate_s: float
+    calibrate_clients: int
+    soak_requests: int
+    soak_load: float  # share of measured capacity
+    overload_s: float
+    overload_factor: float
+    baseline_s: float
+    recovery_s: float
+    sigterm_after_s: float
+    storm_clients: int
+    schemathesis_examples: int
+    enforce_trends: bool  # memory growth and p99 drift need a long run to mean anything
+
+
+FULL = Profile(
+    name="full",
+    calibrate_s=30,
+    calibrate_clients=32,
+    soak_requests=100_000,
+    soak_load=0.8,
+    overload_s=60,
+    overload_factor=5.0,
+    baseline_s=10,
+    recovery_s=15,
+    sigterm_after_s=10,
+    storm_clients=1000,
+    schemathesis_examples=60,
+    enforce_trends=True,
+)
+
+SHORT = Profile(
+    name="short",
+    calibrate_s=6,
+    calibrate_clients=16,
+    soak_requests=600,
+    soak_load=0.8,
+    overload_s=6,
+    overload_factor=5.0,
+    baseline_s=4,
+    recovery_s=8,
+    sigterm_after_s=2,
+    storm_clients=150,
+    schemathesis_examples=8,
+    enforce_trends=False,
+)
+
+PROFILES = {profile.name: profile for profile in (FULL, SHORT)}
