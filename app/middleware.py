@@ -69,7 +69,8 @@ class ServingMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         request_id = accepted_request_id(headers.get(REQUEST_ID), self.max_request_id_chars)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"], state["received"] = request_id, time.perf_counter()
         token = request_id_var.set(request_id)
         try:
             await self._serve(scope, receive, send, headers, request_id)

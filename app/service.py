@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,7 +13,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app.batching import BatcherClosed, BatchFailed, DeadlineExceeded, DynamicBatcher, NeverFits, QueueFull
+from app.batching import (
+    BatcherClosed,
+    BatchFailed,
+    BatchRunner,
+    DeadlineExceeded,
+    DynamicBatcher,
+    NeverFits,
+    QueueFull,
+)
 from app.errors import (
     Draining,
     InferenceFailed,
@@ -20,6 +29,7 @@ from app.errors import (
     ModelLoadError,
     ModelNotFound,
     ModelNotReady,
+    Overloaded,
     QueueFullError,
     ServiceError,
     TextTooLong,
@@ -31,7 +41,9 @@ from app.errors import (
 from app.faults import with_faults
 from app.metrics import Metrics
 from app.observer import MetricsObserver
+from app.runtime.gate import GatedRunner, cpu_permits
 from app.runtime.repository import LoadedModel, discover, load_model
+from app.runtime.session import OnnxModel
 from app.settings import Settings
 from app.tasks import TASKS
 from app.tasks.base import EncodedItem, InvalidInput, ItemOutputs, ModelContext, Task
@@ -62,6 +74,7 @@ class Timings:
     tokenize: float = 0.0
     queue: float = 0.0
     inference: float = 0.0
+    received: float = 0.0  # perf_counter() when the request reached the server, 0 = unknown
 
 
 @dataclass
@@ -72,6 +85,7 @@ class Service:
     draining: bool = False
     loaded: bool = False
     drain_started: float = 0.0
+    run_gate: threading.BoundedSemaphore | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -119,7 +133,7 @@ class Service:
             return
         slot.loaded = loaded
         slot.context = ModelContext(slot.name, loaded.manifest, loaded.encoder)
-        runner = with_faults(loaded.onnx, self.settings.faults.get(slot.name))
+        runner = with_faults(self._gated(loaded.onnx), self.settings.faults.get(slot.name))
         observer = MetricsObserver(
             self.metrics, slot.name, health=lambda crash: self._batcher_health(slot, crash)
         )
@@ -134,6 +148,15 @@ class Service:
         log.info(
             "model %s ready in %.1f s (%d warm-up shapes)", slot.name, slot.load_seconds, slot.warmup_shapes
         )
+
+    def _gated(self, onnx: OnnxModel) -> BatchRunner[Any, Any, Any]:
+        """The model's runner behind the shared gate (CPU), or as it is (CUDA, or a gate of 0)."""
+        permits = self.settings.max_concurrent_runs
+        if permits == 0 and onnx.device != "cpu":
+            return onnx
+        if self.run_gate is None:
+            self.run_gate = threading.BoundedSemaphore(permits or cpu_permits(self.settings.intra_op_threads))
+        return GatedRunner(onnx, self.run_gate)
 
     def _mark_failed(self, slot: ModelSlot, reason: str) -> None:
         slot.state, slot.error = "failed", reason
@@ -260,6 +283,7 @@ class Service:
         """Tokenize, queue, batch, run and post-process one request."""
         assert slot.context is not None and slot.batcher is not None
         context = slot.context
+        self._check_not_behind(slot, timings)
         with self._refusals(slot, request_id):
             slot.batcher.check_admission()  # refuse before tokenizing: refusing must stay cheap
         started = time.perf_counter()
@@ -290,6 +314,20 @@ class Service:
             return answer
         except InvalidInput as error:
             raise InvalidRequest(str(error)) from error
+
+    def _check_not_behind(self, slot: ModelSlot, timings: Timings) -> None:
+        """503 for a request that already waited too long inside the server to reach its queue.
+
+        The queue's own limits cannot see this wait (a saturated event loop, a burst of parsing);
+        refusing here keeps what is accepted within the request timeout and recovery quick."""
+        limit = self.settings.limits_for(slot.name).max_queue_wait_s
+        if timings.received and (waited := time.perf_counter() - timings.received) > limit:
+            self.metrics.rejected.labels(slot.name, "overloaded").inc()
+            raise Overloaded(
+                f"the server is behind: this request waited {waited:.1f} s to reach the queue"
+                f" (limit {limit:g} s)",
+                retry_after=self.settings.retry_after_s,
+            )
 
     @contextlib.contextmanager
     def _refusals(self, slot: ModelSlot, request_id: str) -> Iterator[None]:

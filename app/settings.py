@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     )
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = one per core")
     inter_op_threads: int = Field(1, ge=1, description="ONNX Runtime inter-op threads")
+    max_concurrent_runs: int = Field(
+        0,
+        ge=0,
+        description="batches of all models running at once; 0 = auto: on CPU cores // intra_op_threads "
+        "(models take turns instead of oversubscribing the cores), on CUDA no limit",
+    )
     thread_spinning: bool = Field(
         False, description="let ONNX Runtime worker threads spin between runs (faster runs, busier cores)"
     )

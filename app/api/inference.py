@@ -32,7 +32,7 @@ def task_route(task: Task[Any, Any]) -> Any:
         slot = service.resolve(task, getattr(body, "model", None))
         request.state.model = slot.name
         service.check_limits(task, body)
-        timings = Timings()
+        timings = Timings(received=getattr(request.state, "received", 0.0))
         work = asyncio.ensure_future(service.infer(task, slot, body, timings, request.state.request_id))
         watcher = asyncio.ensure_future(wait_for_disconnect(request))
         try:

@@ -235,7 +235,7 @@ async def disconnect_storm(server: RunningServer, profile: Profile, traffic: Tra
             await client.post("/qa", json=traffic.heavy_qa().body)
         before_metrics = (await client.get("/metrics")).text
     before = sample_process(server.process.pid)
-    abandon_after = 0.15
+    abandon_after = 1.0  # long enough to be tokenized and queued behind the others
 
     async def abandon() -> None:
         async with session_for(server.url, timeout_s=abandon_after) as session:

@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.corpus import sentences
 
-TASK_WEIGHTS = {"classify": 0.35, "pair": 0.2, "ner": 0.25, "qa": 0.2}
+TASK_WEIGHTS = {"classify": 0.4, "pair": 0.2, "ner": 0.25, "qa": 0.15}
 QUESTIONS = ("What is this about?", "Who is it about?", "What happened?", "Why was it good or bad?")
 
 
@@ -22,17 +22,17 @@ class Request:
 class Traffic:
     """A seeded stream of request bodies; the same seed gives the same stream."""
 
-    def __init__(self, seed: int = 7, long_share: float = 0.01) -> None:
+    def __init__(self, seed: int = 7, long_share: float = 0.005) -> None:
         self.random = random.Random(seed)
         self.sentences = sentences()
         self.long_share = long_share
 
     def count(self) -> int:
-        """Inputs per request: mostly one, a fifth 2-8, the rest (8%) 9-32."""
+        """Inputs per request: mostly one (80%), 15% 2-8, 5% 9-32."""
         draw = self.random.random()
-        if draw < 0.7:
+        if draw < 0.8:
             return 1
-        if draw < 0.92:
+        if draw < 0.95:
             return self.random.randint(2, 8)
         return self.random.randint(9, 32)
 

@@ -1,0 +1,36 @@
+"""One gate for every model's runs: on CPU, models that share the cores take turns.
+
+Each ONNX Runtime session has its own intra-op threads. Four models running at once with two
+threads each on two cores means eight busy threads, each run four times slower, and the event
+loop (HTTP, tokenizing, refusing) starved. The gate lets at most `permits` runs proceed at once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+
+def cpu_permits(intra_op_threads: int) -> int:
+    """Runs that fit the cores at once: cores // threads per run (at least one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    per_run = intra_op_threads or cores
+    return max(1, cores // per_run)
+
+
+class GatedRunner:
+    """Delegates to a runner; `run` holds one of the shared permits while it runs."""
+
+    def __init__(self, runner: Any, gate: threading.Semaphore) -> None:
+        self._runner = runner
+        self._gate = gate
+
+    def prepare(self, payloads: Sequence[Any]) -> Any:
+        return self._runner.prepare(payloads)
+
+    def run(self, batch: Any) -> Sequence[Any]:
+        with self._gate:
+            result: Sequence[Any] = self._runner.run(batch)
+            return result
