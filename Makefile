@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 
 STAMP := $(VENV)/.installed-$(RUNTIME)
 
-.PHONY: help install models serve test lint format bench eval train tools clean
+.PHONY: help install models serve test lint format bench stress eval train tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,7 +41,7 @@ serve: models ## the main job: install, build the model repository, serve on $(P
 tools: ## install the system tools the tests drive (Prometheus, promtool)
 	bash scripts/install-tools.sh
 
-test: $(STAMP) tools lint ## lint, then every test (unit, integration, end-to-end, deployment checks)
+test: $(STAMP) tools lint models ## lint, then every test (unit, integration, end-to-end, stress in short, deployment)
 	BERTSERVE_DATA_DIR=$(DATA_DIR) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint and format) and mypy (strict)
@@ -55,6 +55,10 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 
 bench: $(STAMP) ## throughput and latency: server vs raw ONNX Runtime vs naive pipeline, one run
 	$(PY) -m bench
+
+STRESS_ARGS ?=
+stress: models ## soak, overload, SIGTERM, disconnects, faults, generated requests on the demo heads (~1 h)
+	$(PY) -m bench.stress --profile full --json-out results/stress.json $(STRESS_ARGS)
 
 EVAL_ARGS ?=
 eval: models ## score each demo head through the server beside transformers.pipeline (fp32, int8)
