@@ -136,7 +136,8 @@ def family_tokenizer(model_type: str) -> Any:
     if kind == "unigram":
         return _trained_unigram(model_type)
     if model_type == "distilbert":  # the real uncased WordPiece, without token types
-        return DistilBertTokenizerFast(tokenizer_file=str(minilm_dir() / "tokenizer.json"), model_max_length=512)
+        tokenizer_file = str(minilm_dir() / "tokenizer.json")
+        return DistilBertTokenizerFast(tokenizer_file=tokenizer_file, model_max_length=512)
     return AutoTokenizer.from_pretrained(minilm_dir())
 
 
