@@ -4,11 +4,12 @@ Fusions were measured on graphs from optimum's exporter (TorchScript, opset 17, 
 through ONNX Runtime's transformer optimizer (model_type "bert", which matches every family here):
 
 - BERT (MiniLM) and ELECTRA fuse fully: embeddings, attention, both layer norms, GELU;
-- RoBERTa and XLM-RoBERTa fuse all but the embeddings (their position ids come from a cumulative
-  sum over the input ids, a pattern the embedding fusion does not match);
-- DistilBERT fuses its layer norms and GELU; its attention (masked_fill of a boolean mask) and
-  DeBERTa-v2/v3's disentangled attention (relative position terms) are not fused and run as
-  plain ONNX operators.
+- RoBERTa and XLM-RoBERTa fuse all but the embeddings: EmbedLayerNormalization numbers positions
+  0..n-1, theirs start after the padding index and skip pads (a cumulative sum over the ids);
+- DistilBERT fuses its layer norms and GELU; its attention is matched up to the mask, where ORT
+  wants a constant shape for the expanded mask and finds a computed one (dynamic axes);
+- DeBERTa-v2/v3 fuses its layer norms and GELU; ORT has no fusion for disentangled attention.
+Unfused parts run as plain ONNX operators and are parity-checked like the rest.
 """
 
 from __future__ import annotations
