@@ -94,16 +94,21 @@ class Reference:
         return response.model_dump()["results"]
 
 
+class References(dict[str, Reference]):
+    """Model name -> its Reference, built on first use (a pipeline per checkpoint is not free)."""
+
+    def __init__(self, checkpoints: dict[str, Path]) -> None:
+        super().__init__()
+        self.checkpoints = checkpoints
+
+    def __missing__(self, name: str) -> Reference:
+        reference = self[name] = Reference(self.checkpoints[name], name.rsplit("-", 1)[1])
+        return reference
+
+
 @pytest.fixture(scope="session")
-def references(family_checkpoints: dict[str, Path]) -> Iterator[dict[str, Reference]]:
-    cache: dict[str, Reference] = {}
-
-    class Lazy(dict[str, Reference]):
-        def __missing__(self, name: str) -> Reference:
-            cache[name] = Reference(family_checkpoints[name], name.rsplit("-", 1)[1])
-            return cache[name]
-
-    yield Lazy()
+def references(family_checkpoints: dict[str, Path]) -> References:
+    return References(family_checkpoints)
 
 
 # -- export ----------------------------------------------------------------------------------------------
@@ -138,7 +143,7 @@ def test_export_fuses_what_the_architecture_table_says(family_models: Path, fami
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_classify_and_pair_match_the_pipeline(references: dict[str, Reference], family: str) -> None:
+def test_classify_and_pair_match_the_pipeline(references: References, family: str) -> None:
     classify = references[model_name(family, "classify")]
     assert_same(classify.ours(inputs=TEXTS, top_k=None), classify.pipe(TEXTS, top_k=None))
     pair = references[model_name(family, "pair")]
@@ -160,9 +165,7 @@ def test_classify_and_pair_match_the_pipeline(references: dict[str, Reference], 
         },
     ],
 )
-def test_qa_matches_the_pipeline(
-    references: dict[str, Reference], family: str, options: dict[str, Any]
-) -> None:
+def test_qa_matches_the_pipeline(references: References, family: str, options: dict[str, Any]) -> None:
     qa = references[model_name(family, "qa")]
     expected = qa.pipe(question=QUESTION, context=CONTEXT, **options)
     if options["top_k"] > 1 and isinstance(expected, dict):
@@ -175,7 +178,7 @@ def test_qa_matches_the_pipeline(
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_ner_matches_the_pipeline(references: dict[str, Reference], family: str, strategy: str) -> None:
+def test_ner_matches_the_pipeline(references: References, family: str, strategy: str) -> None:
     ner = references[model_name(family, "ner")]
     options = {"aggregation_strategy": strategy, "ignore_labels": []}
     expected = ner.pipe(TEXTS, **options)
@@ -187,7 +190,7 @@ def test_ner_matches_the_pipeline(references: dict[str, Reference], family: str,
 
 
 @pytest.mark.parametrize("family", ["roberta", "xlm-roberta"])
-def test_ner_long_text_in_chunks_matches_the_pipeline(references: dict[str, Reference], family: str) -> None:
+def test_ner_long_text_in_chunks_matches_the_pipeline(references: References, family: str) -> None:
     ner = references[model_name(family, "ner")]
     options = {"aggregation_strategy": "first", "ignore_labels": []}
     assert_same(ner.ours(inputs=LONG_TEXT, **options), ner.pipe(LONG_TEXT, stride=128, **options))
@@ -238,7 +241,7 @@ def test_models_endpoint_reports_architecture_inputs_and_fusions(family_server: 
 
 @pytest.mark.parametrize("family", SERVED)
 def test_served_answers_match_the_pipeline(
-    family_server: RunningServer, references: dict[str, Reference], family: str
+    family_server: RunningServer, references: References, family: str
 ) -> None:
     url = family_server.url
     classify = references[model_name(family, "classify")]
