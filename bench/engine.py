@@ -66,7 +66,7 @@ def random_checkpoint(shape: str) -> Path:
 
 def build_graphs(checkpoint: Path, work: Path, fp16: bool) -> tuple[dict[str, Path], Any]:
     """Unfused and fused ONNX graphs (fp16 on GPU), through the export pipeline's own stages."""
-    from export.checkpoint import inspect_checkpoint, load_tokenizer, load_torch_model
+    from export.checkpoint import inspect_checkpoint, load_torch_model
     from export.convert import to_onnx
     from export.optimize import fuse, to_fp16
     from export.tasks import TASKS
@@ -76,7 +76,7 @@ def build_graphs(checkpoint: Path, work: Path, fp16: bool) -> tuple[dict[str, Pa
     model = load_torch_model(ckpt, spec)
     work.mkdir(parents=True, exist_ok=True)
     unfused, fused = work / "unfused.onnx", work / "fused.onnx"
-    to_onnx(model, load_tokenizer(ckpt), spec, unfused, opset=17)
+    to_onnx(model, spec, unfused, opset=17)
     fuse(unfused, fused, num_heads=model.config.num_attention_heads, hidden_size=model.config.hidden_size)
     graphs = {"ort-unfused": unfused, "ort-fused": fused}
     if fp16:

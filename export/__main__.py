@@ -29,7 +29,8 @@ def precision_list(text: str) -> list[Precision]:
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
         prog="python -m export",
-        description="Export a BERT checkpoint into a fused, validated ONNX model folder for bertserve.",
+        description="Export a BERT-family checkpoint (BERT, MiniLM, RoBERTa, XLM-R, DistilBERT, ELECTRA, "
+        "DeBERTa-v2/v3) into a fused, validated ONNX model folder for bertserve.",
     )
     cli.add_argument("--model", required=True, help="checkpoint folder, or a hub id (needs the hub)")
     cli.add_argument("--task", required=True, choices=list(TASKS), help="the head to serve")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from export.architectures import ARCHITECTURES, Architecture
 from export.errors import (
     CheckpointNotFoundError,
     NotACheckpointError,
@@ -21,7 +22,7 @@ from export.tasks import BARE_ENCODERS, KNOWN_HEADS, TaskSpec
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-SUPPORTED_MODEL_TYPES = frozenset({"bert"})
+SUPPORTED_MODEL_TYPES = frozenset(ARCHITECTURES)
 WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",
@@ -49,6 +50,10 @@ class Checkpoint:
     @property
     def model_type(self) -> str:
         return str(self.config["model_type"])
+
+    @property
+    def architecture(self) -> Architecture:
+        return ARCHITECTURES[self.model_type]
 
 
 def repository_root() -> Path:
@@ -80,7 +85,7 @@ def locate(model: str) -> tuple[Path, str]:
 
 
 def inspect_checkpoint(path: Path, source: str, spec: TaskSpec) -> Checkpoint:
-    """Check the folder holds a BERT checkpoint whose head fits `spec`."""
+    """Check the folder holds a checkpoint of a supported family whose head fits `spec`."""
     config_file = path / "config.json"
     if not config_file.is_file():
         raise NotACheckpointError(f"{source} is not a checkpoint: it has no config.json")
@@ -101,29 +106,26 @@ def inspect_checkpoint(path: Path, source: str, spec: TaskSpec) -> Checkpoint:
     model_type = config.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise UnsupportedArchitectureError(
-            f"{source}: model_type {model_type!r} is not supported; bertserve exports BERT-architecture "
-            f"models ({', '.join(sorted(SUPPORTED_MODEL_TYPES))}), whose attention ONNX Runtime can fuse"
+            f"{source}: model_type {model_type!r} is not supported; bertserve exports encoder heads of "
+            f"model_type {', '.join(sorted(SUPPORTED_MODEL_TYPES))}"
         )
     architectures = config.get("architectures") or [None]
     declared = architectures[0]
-    _check_head(source, declared, spec)
+    _check_head(source, declared, spec.head_for(model_type), spec)
     trained_head = declared is not None and declared not in BARE_ENCODERS
     return Checkpoint(path, source, config, declared, trained_head)
 
 
-def _check_head(source: str, declared: str | None, spec: TaskSpec) -> None:
-    if declared is None or declared in BARE_ENCODERS or declared == spec.head:
+def _check_head(source: str, declared: str | None, head: str, spec: TaskSpec) -> None:
+    if declared is None or declared in BARE_ENCODERS or declared == head:
         return
     fits = KNOWN_HEADS.get(declared)
     if fits:
         raise TaskMismatchError(
             f"{source} is a {declared} checkpoint, which serves --task {' or '.join(fits)}; "
-            f"--task {spec.name} needs a {spec.head}"
+            f"--task {spec.name} needs a {head}"
         )
-    raise TaskMismatchError(
-        f"{source} is a {declared} checkpoint; --task {spec.name} needs a {spec.head} "
-        f"(or a bare encoder: {', '.join(sorted(BARE_ENCODERS))})"
-    )
+    raise TaskMismatchError(f"{source} is a {declared} checkpoint; --task {spec.name} needs a {head}")
 
 
 def fingerprint(path: Path) -> str:
@@ -142,7 +144,8 @@ def load_torch_model(checkpoint: Checkpoint, spec: TaskSpec) -> PreTrainedModel:
     import torch
     import transformers
 
-    model_class = getattr(transformers, spec.head)
+    head = spec.head_for(checkpoint.model_type)
+    model_class = getattr(transformers, head)
     try:
         torch.manual_seed(0)  # a random head is at least reproducible
         with quiet("transformers"):  # "newly initialized" is ours to phrase; TP-plan notes are noise
@@ -154,10 +157,11 @@ def load_torch_model(checkpoint: Checkpoint, spec: TaskSpec) -> PreTrainedModel:
     missing = [key for key in info["missing_keys"] if not key.endswith("position_ids")]
     if missing and checkpoint.trained_head:
         raise NotACheckpointError(
-            f"{checkpoint.source}: the weights lack {len(missing)} tensors of {spec.head} (e.g. {missing[0]})"
+            f"{checkpoint.source}: the weights lack {len(missing)} tensors of {head} (e.g. {missing[0]})"
         )
+    base = f"{model.base_model_prefix}."
     encoder_missing = [
-        key for key in missing if key.startswith("bert.") and not key.startswith("bert.pooler.")
+        key for key in missing if key.startswith(base) and not key.startswith(f"{base}pooler.")
     ]
     if encoder_missing:
         raise NotACheckpointError(

@@ -14,7 +14,17 @@ if TYPE_CHECKING:
 
 # Distributions whose versions the manifest records (onnxruntime-gpu installs the same module).
 MIN_LENGTH = 16  # room for a question, a little context and the special tokens
-VERSIONED = ("torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "tokenizers", "bertserve")
+VERSIONED = (
+    "torch",
+    "transformers",
+    "optimum",
+    "optimum-onnx",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "tokenizers",
+    "bertserve",
+)
 
 
 def id2label(labels: Mapping[Any, Any]) -> dict[int, str]:
@@ -22,9 +32,21 @@ def id2label(labels: Mapping[Any, Any]) -> dict[int, str]:
     return {int(key): str(value) for key, value in sorted(labels.items(), key=lambda kv: int(kv[0]))}
 
 
-def max_length(config: dict[str, Any], tokenizer: PreTrainedTokenizerFast, requested: int | None) -> int:
-    """min(tokenizer.model_max_length, max_position_embeddings), or the requested length if it fits."""
+def max_length(
+    config: dict[str, Any],
+    tokenizer: PreTrainedTokenizerFast,
+    requested: int | None,
+    *,
+    position_offset: bool = False,
+) -> int:
+    """min(tokenizer.model_max_length, usable positions), or the requested length if it fits.
+
+    With `position_offset` (RoBERTa, XLM-R) positions start after the padding index, so a
+    514-position model takes 512 tokens.
+    """
     positions = int(config.get("max_position_embeddings", 512))
+    if position_offset:
+        positions -= int(config.get("pad_token_id", 1)) + 1
     if requested is not None:
         if not MIN_LENGTH <= requested <= positions:
             raise UsageError(
@@ -38,6 +60,19 @@ def max_length(config: dict[str, Any], tokenizer: PreTrainedTokenizerFast, reque
 def pad_token_id(config: dict[str, Any], tokenizer: PreTrainedTokenizerFast) -> int:
     value = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else config.get("pad_token_id")
     return int(value or 0)
+
+
+SPECIAL_ROLES = ("cls", "sep", "pad", "unk", "mask")
+
+
+def special_tokens(tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
+    """The ids transformers gives each special token role the tokenizer has ([CLS] or <s>, ...)."""
+    found = {}
+    for role in SPECIAL_ROLES:
+        token_id = getattr(tokenizer, f"{role}_token_id", None)
+        if isinstance(token_id, int):
+            found[role] = token_id
+    return found
 
 
 def versions() -> dict[str, str]:

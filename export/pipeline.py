@@ -12,11 +12,12 @@ from app.runtime.checksum import sha256_of
 from app.runtime.manifest import TOKENIZER_FILE, Manifest, Parity, Precision, Source, TaskName, Variant
 from export import checkpoint as ckpt
 from export import metadata, optimize, validate
+from export.architectures import Architecture
 from export.errors import ParityError, UsageError
 from export.fusion import verify_fusion
 from export.progress import Progress
 from export.staging import check_destination, staged_folder
-from export.tasks import INPUT_NAMES, TASKS, TaskSpec
+from export.tasks import TASKS, TaskSpec
 from export.tokenizer_file import check_tokenizer, save_tokenizer
 from export.tolerances import DEFAULT_TOLERANCES, Tolerance, violations
 
@@ -32,6 +33,7 @@ class _Context:
     """What every variant is validated against."""
 
     spec: TaskSpec
+    architecture: Architecture
     layers: int
     batches: list[validate.Batch]
     reference: list[validate.Outputs]
@@ -72,15 +74,19 @@ def export_model(
         tokenizer = ckpt.load_tokenizer(checkpoint)
         torch_model = ckpt.load_torch_model(checkpoint, spec)
         config = checkpoint.config
-        loaded = torch_model.config  # BertConfig: defaults filled in for keys config.json leaves out
+        architecture = checkpoint.architecture
+        head = spec.head_for(checkpoint.model_type)
+        loaded = torch_model.config  # defaults filled in for keys config.json leaves out
         layers, hidden, heads = loaded.num_hidden_layers, loaded.hidden_size, loaded.num_attention_heads
-        length = metadata.max_length(config, tokenizer, max_length)
+        length = metadata.max_length(
+            config, tokenizer, max_length, position_offset=architecture.position_offset
+        )
         report(
-            f"{source}: {checkpoint.declared or 'no architectures'} as {spec.head}, "
+            f"{source}: {checkpoint.declared or 'no architectures'} as {head}, "
             f"{layers} layers, hidden {hidden}, {heads} heads, max length {length}"
         )
         if not checkpoint.trained_head:
-            report(f"WARNING: {source} has no fine-tuned head; the {spec.head} head is randomly initialised")
+            report(f"WARNING: {source} has no fine-tuned head; the {head} head is randomly initialised")
 
     with staged_folder(out, force=force) as folder:
         work = folder / ".work"
@@ -88,12 +94,11 @@ def export_model(
         with report.stage("convert to ONNX"):
             from export.convert import to_onnx
 
-            to_onnx(torch_model, tokenizer, spec, work / "raw.onnx", opset=opset)
+            input_names = to_onnx(torch_model, spec, work / "raw.onnx", opset=opset)
         with report.stage("reference outputs (PyTorch fp32)"):
-            batches = validate.encode(tokenizer, spec, length)
-            context = _Context(
-                spec, layers, batches, validate.torch_outputs(torch_model, spec, batches), table, report
-            )
+            batches = validate.encode(tokenizer, spec, length, input_names)
+            reference = validate.torch_outputs(torch_model, spec, batches)
+            context = _Context(spec, architecture, layers, batches, reference, table, report)
         fp32_file = (folder if "fp32" in wanted else work) / "model.fp32.onnx"
         with report.stage("fuse"):
             optimize.fuse(work / "raw.onnx", fp32_file, num_heads=heads, hidden_size=hidden)
@@ -113,22 +118,24 @@ def export_model(
         manifest = Manifest(
             name=name or out.name,
             task=task,
-            architecture=spec.head,
+            architecture=head,
             model_type=checkpoint.model_type,
             num_layers=layers,
             hidden_size=hidden,
             num_heads=heads,
             id2label=metadata.id2label(loaded.id2label or {}) if spec.labelled else {},
             problem_type=loaded.problem_type,
-            input_names=list(INPUT_NAMES),
+            input_names=input_names,
             output_names=list(spec.outputs),
             max_length=length,
             pad_token_id=metadata.pad_token_id(config, tokenizer),
+            special_tokens=metadata.special_tokens(tokenizer),
+            fusions=[requirement.label for requirement in architecture.fusions],
             opset=opset,
             variants=[variant for variant in variants if variant.precision in wanted],
             source=Source(
                 checkpoint=source,
-                architecture=checkpoint.declared or spec.head,
+                architecture=checkpoint.declared or head,
                 fingerprint=ckpt.fingerprint(path),
             ),
             versions=metadata.versions(),
@@ -156,7 +163,10 @@ def _check_options(task: str, precisions: Sequence[str], opset: int) -> list[Pre
 def _accept(context: _Context, precision: Precision, file: Path) -> Variant:
     """Verify fusion, measure parity and describe the variant; fp32 over tolerance is fatal."""
     stats = optimize.graph_stats(file)
-    verify_fusion(stats.fused_ops, context.layers, f"{precision} graph")
+    architecture = context.architecture
+    verify_fusion(
+        stats.fused_ops, context.layers, f"{precision} graph", architecture.fusions, architecture.family
+    )
     session, provider = validate.open_session(file, prefer_cuda=precision == "fp16")
     candidate = validate.onnx_outputs(session, context.spec, context.batches)
     tolerance = context.tolerances[precision]

@@ -31,7 +31,7 @@ def check_tokenizer(
     saved = Tokenizer.from_file(str(path))
     for first, second in texts:
         got = saved.encode(first, second, add_special_tokens=True)
-        want = tokenizer(first, second, add_special_tokens=True, truncation=False)
+        want = tokenizer(first, second, add_special_tokens=True, truncation=False, return_token_type_ids=True)
         if got.ids != want["input_ids"] or got.type_ids != want["token_type_ids"]:
             raise ConversionError(
                 f"the saved tokenizer.json encodes {first[:40]!r} differently from transformers"

@@ -13,7 +13,7 @@ import numpy.typing as npt
 from app.runtime.manifest import Parity
 from export import decisions, samples
 from export.errors import ConversionError, UsageError
-from export.tasks import INPUT_NAMES, TaskSpec
+from export.tasks import TaskSpec
 from export.tolerances import Tolerance, violations
 
 if TYPE_CHECKING:
@@ -54,8 +54,10 @@ def validation_inputs(spec: TaskSpec) -> list[Text]:
     return pairs
 
 
-def encode(tokenizer: PreTrainedTokenizerFast, spec: TaskSpec, max_length: int) -> list[Batch]:
-    """Right-padded batches of the validation inputs, truncated as the server would."""
+def encode(
+    tokenizer: PreTrainedTokenizerFast, spec: TaskSpec, max_length: int, input_names: Sequence[str]
+) -> list[Batch]:
+    """Right-padded batches of the model's inputs for the validation texts, truncated as the server would."""
     inputs = validation_inputs(spec)
     strategy = "only_second" if spec.name == "qa" else "longest_first"
     batches = []
@@ -70,16 +72,20 @@ def encode(tokenizer: PreTrainedTokenizerFast, spec: TaskSpec, max_length: int) 
                 max_length=max_length,
                 padding=True,
                 return_special_tokens_mask=True,
+                return_token_type_ids=True,
                 return_tensors="np",
             )
         except Exception as error:  # e.g. a max length too short for a question plus context
             raise UsageError(
                 f"cannot encode the validation texts at max length {max_length}: {error}"
             ) from error
-        feeds = {name: np.asarray(encoded[name], dtype=np.int64) for name in INPUT_NAMES}
-        real = feeds["attention_mask"].astype(bool)
+        feeds = {name: np.asarray(encoded[name], dtype=np.int64) for name in input_names}
+        real = np.asarray(encoded["attention_mask"], dtype=bool)
         words = real & ~np.asarray(encoded["special_tokens_mask"], dtype=bool)
-        batches.append(Batch(feeds, real, words, words & (feeds["token_type_ids"] == 1)))
+        # the second segment by sequence ids: RoBERTa-style tokenizers give it no token type
+        rows = range(len(chunk))
+        second = np.array([[seq == 1 for seq in encoded.sequence_ids(row)] for row in rows], dtype=bool)
+        batches.append(Batch(feeds, real, words, words & second))
     return batches
 
 
@@ -113,7 +119,7 @@ def open_session(path: Path, *, prefer_cuda: bool) -> tuple[ort.InferenceSession
 
 
 def onnx_outputs(session: ort.InferenceSession, spec: TaskSpec, batches: Sequence[Batch]) -> list[Outputs]:
-    _check_signature(session, spec)
+    _check_signature(session, spec, list(batches[0].feeds))
     names = list(spec.outputs)
     results = []
     for batch in batches:
@@ -124,10 +130,10 @@ def onnx_outputs(session: ort.InferenceSession, spec: TaskSpec, batches: Sequenc
     return results
 
 
-def _check_signature(session: ort.InferenceSession, spec: TaskSpec) -> None:
+def _check_signature(session: ort.InferenceSession, spec: TaskSpec, input_names: Sequence[str]) -> None:
     inputs = [(node.name, node.type) for node in session.get_inputs()]
     outputs = [(node.name, node.type) for node in session.get_outputs()]
-    want_in = [(name, "tensor(int64)") for name in INPUT_NAMES]
+    want_in = [(name, "tensor(int64)") for name in input_names]
     want_out = [(name, "tensor(float)") for name in spec.outputs]
     if inputs != want_in or outputs != want_out:
         raise ConversionError(f"unexpected ONNX signature: inputs {inputs}, outputs {outputs}")

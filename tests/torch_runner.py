@@ -36,29 +36,34 @@ def make_context(
     problem_type: str | None = None,
     name: str = "tiny",
     architecture: str = "BertModel",
+    model_type: str = "bert",
+    input_names: list[str] | None = None,
+    pad_token_id: int = 0,
+    special_tokens: dict[str, int] | None = None,
 ) -> ModelContext:
     """A ModelContext with a minimal manifest (no ONNX variants) around a tokenizer.json."""
     manifest = Manifest(
         name=name,
         task=task,
         architecture=architecture,
-        model_type="bert",
+        model_type=model_type,
         num_layers=2,
         hidden_size=64,
         num_heads=4,
         id2label=id2label or {},
         problem_type=problem_type,
-        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        input_names=input_names or ["input_ids", "attention_mask", "token_type_ids"],
         output_names=OUTPUT_NAMES[task],
         max_length=max_length,
-        pad_token_id=0,
+        pad_token_id=pad_token_id,
+        special_tokens=special_tokens or {},
         opset=17,
         variants=[],
         source=Source(checkpoint="tests", architecture=architecture),
         versions={},
         created_at="",
     )
-    return ModelContext(name, manifest, TextEncoder.from_file(tokenizer_json))
+    return ModelContext(name, manifest, TextEncoder.from_file(tokenizer_json, manifest.special_tokens))
 
 
 def minilm_context(task: str, **options: Any) -> ModelContext:
@@ -71,7 +76,12 @@ def minilm_context(task: str, **options: Any) -> ModelContext:
 def context_for(
     checkpoint: Path, task: str, *, max_length: int | None = None, problem_type: str | None = None
 ) -> ModelContext:
-    """The context of a checkpoint folder, its manifest filled from config.json."""
+    """The context of a checkpoint folder, its manifest filled from config.json and its tokenizer."""
+    from transformers import AutoTokenizer
+
+    from export.metadata import special_tokens
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     config = json.loads((checkpoint / "config.json").read_text())
     tokenizer_config = json.loads((checkpoint / "tokenizer_config.json").read_text())
     if max_length is None:
@@ -83,6 +93,10 @@ def context_for(
         max_length=max_length,
         problem_type=problem_type if problem_type is not None else config.get("problem_type"),
         architecture=config["architectures"][0],
+        model_type=config["model_type"],
+        input_names=list(tokenizer.model_input_names),  # what the pipeline feeds the head
+        pad_token_id=int(tokenizer.pad_token_id),
+        special_tokens=special_tokens(tokenizer),
     )
 
 
@@ -96,10 +110,10 @@ def load_head(checkpoint: Path) -> Any:
 
     architecture = json.loads((checkpoint / "config.json").read_text())["architectures"][0]
     auto = {
-        "BertForSequenceClassification": AutoModelForSequenceClassification,
-        "BertForTokenClassification": AutoModelForTokenClassification,
-        "BertForQuestionAnswering": AutoModelForQuestionAnswering,
-    }[architecture]
+        "ForSequenceClassification": AutoModelForSequenceClassification,
+        "ForTokenClassification": AutoModelForTokenClassification,
+        "ForQuestionAnswering": AutoModelForQuestionAnswering,
+    }[architecture[architecture.index("For") :]]
     return auto.from_pretrained(checkpoint).eval()
 
 
@@ -111,6 +125,7 @@ def run_items(
     token_level: bool,
     batch_size: int = 1,
     pad_token_id: int = 0,
+    input_names: tuple[str, ...] | list[str] = ("input_ids", "attention_mask", "token_type_ids"),
 ) -> list[ItemOutputs]:
     """Run items in right-padded batches and cut each item's outputs back to its own length."""
     import torch
@@ -126,12 +141,9 @@ def run_items(
             ids[row, : item.length] = item.input_ids
             types[row, : item.length] = item.token_type_ids
             mask[row, : item.length] = 1
+        feeds = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
         with torch.no_grad():
-            result = head(
-                input_ids=torch.from_numpy(ids),
-                token_type_ids=torch.from_numpy(types),
-                attention_mask=torch.from_numpy(mask),
-            )
+            result = head(**{name: torch.from_numpy(feeds[name]) for name in input_names})
         arrays = {name: result[name].float().numpy() for name in output_names}
         for row, item in enumerate(batch):
             outputs.append(
@@ -155,5 +167,6 @@ def serve(
         token_level=context.manifest.task in TOKEN_LEVEL,
         batch_size=batch_size,
         pad_token_id=context.manifest.pad_token_id,
+        input_names=context.manifest.input_names,
     )
     return task.postprocess(request, prepared, outputs, context), prepared

@@ -72,10 +72,22 @@ class Manifest(_Strict):
     num_heads: int
     id2label: dict[int, str]
     problem_type: str | None = None
-    input_names: list[str]
+    input_names: list[str] = Field(
+        description="the graph's inputs, in order (RoBERTa, DistilBERT and most DeBERTa: no token_type_ids)"
+    )
     output_names: list[str]
     max_length: int = Field(description="longest sequence the model accepts, special tokens included")
     pad_token_id: int
+    special_tokens: dict[str, int] = Field(
+        default_factory=dict,
+        description="ids of the tokenizer's special tokens by role (cls, sep, pad, unk, mask), as "
+        "transformers reports them; the server takes the cls (QA) and unk (NER) ids from here",
+    )
+    fusions: list[str] = Field(
+        default_factory=list,
+        description="the ONNX Runtime fusions the exporter required and verified for this architecture "
+        "(Attention, SkipLayerNormalization, EmbedLayerNormalization, Gelu); what is missing runs unfused",
+    )
     tokenizer_file: str = TOKENIZER_FILE
     opset: int
     variants: list[Variant]

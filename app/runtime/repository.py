@@ -104,7 +104,7 @@ def load_model(name: str, settings: Settings) -> LoadedModel:
     manifest = read_manifest(folder)
     tokenizer_path = folder / manifest.tokenizer_file
     try:
-        encoder = TextEncoder.from_file(tokenizer_path)
+        encoder = TextEncoder.from_file(tokenizer_path, manifest.special_tokens)
     except Exception as error:
         raise ModelLoadError(f"{name}: cannot load tokenizer {manifest.tokenizer_file}: {error}") from error
 
@@ -121,6 +121,11 @@ def load_model(name: str, settings: Settings) -> LoadedModel:
         variant = choose_variant(manifest, precision_order(settings, False), folder)
         opened = open_session(check_file(folder, variant), settings)
 
+    graph_inputs = [node.name for node in opened.session.get_inputs()]
+    if graph_inputs != manifest.input_names:
+        raise ModelLoadError(
+            f"{name}: {variant.file} takes inputs {graph_inputs}, its manifest says {manifest.input_names}"
+        )
     on_device = opened.provider == CUDA
     limits = settings.limits_for(name)
     buckets = None

@@ -211,8 +211,7 @@ class OnnxModel:
         """Run every warm-up shape once (twice with CUDA graphs: capture, then replay)."""
         shapes = self.warmup_shapes(max_batch, max_tokens)
         for rows, length in shapes:
-            ids = np.full(length, 1000, dtype=np.int64)
-            ids[0], ids[-1] = 101, 102
+            ids = np.full(length, self.pad_token_id, dtype=np.int64)  # an id every vocabulary has
             items = [EncodedItem(ids, np.zeros(length, dtype=np.int64))] * rows
             batch = pad_items(items, (rows, length), self.pad_token_id, self.input_names)
             for _ in range(2 if self.cuda_graphs else 1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +19,7 @@ class TextEncoder:
     tokenizer keeps it as state, so each thread works on its own clone.
     """
 
-    def __init__(self, tokenizer_json: str) -> None:
+    def __init__(self, tokenizer_json: str, special_tokens: Mapping[str, int] | None = None) -> None:
         self._json = tokenizer_json
         self._local = threading.local()
         probe = self._tokenizer()
@@ -38,10 +39,13 @@ class TextEncoder:
             sample.ids[0] if sample.special_tokens_mask and sample.special_tokens_mask[0] else None
         )
         """The id of the leading special token ([CLS], <s>), kept answerable by QA like the pipeline."""
+        if special_tokens:  # the exporter's record of what transformers says, e.g. Unigram's <unk>
+            self.unk_token_id = special_tokens.get("unk", self.unk_token_id)
+            self.cls_token_id = special_tokens.get("cls", self.cls_token_id)
 
     @classmethod
-    def from_file(cls, path: Path) -> TextEncoder:
-        return cls(path.read_text(encoding="utf-8"))
+    def from_file(cls, path: Path, special_tokens: Mapping[str, int] | None = None) -> TextEncoder:
+        return cls(path.read_text(encoding="utf-8"), special_tokens)
 
     def _tokenizer(self) -> Tokenizer:
         tokenizer: Tokenizer | None = getattr(self._local, "tokenizer", None)

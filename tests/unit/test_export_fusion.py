@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from export.architectures import ARCHITECTURES
 from export.errors import FusionError
-from export.fusion import fused_op_counts, missing_fusions, verify_fusion
+from export.fusion import REQUIREMENTS, fused_op_counts, missing_fusions, verify_fusion
 
 FUSED_2_LAYERS = {"Attention": 2, "SkipLayerNormalization": 4, "EmbedLayerNormalization": 1, "BiasGelu": 2}
 
@@ -50,3 +51,38 @@ def test_only_contrib_ops_are_counted() -> None:
         ("Gelu", "com.microsoft"),
     ]
     assert fused_op_counts(nodes) == {"Attention": 2, "Gelu": 1}
+
+
+def test_a_head_may_add_gelu_but_not_attention() -> None:
+    """ELECTRA's and DeBERTa's classifiers add a GELU of their own; extra Attention is still wrong."""
+    assert missing_fusions({**FUSED_2_LAYERS, "Gelu": 1}, 2) == []
+    assert missing_fusions({**FUSED_2_LAYERS, "Attention": 3}, 2) == [
+        "Attention: found 3, expected 2 (1 per layer x 2)"
+    ]
+    assert missing_fusions({**FUSED_2_LAYERS, "BiasGelu": 1}, 2) == [
+        "Gelu: found 1, expected 2 (at least 1 per layer x 2)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("model_type", "counts"),
+    [
+        ("roberta", {"Attention": 2, "SkipLayerNormalization": 4, "BiasGelu": 2}),
+        ("xlm-roberta", {"QAttention": 2, "SkipLayerNormalization": 4, "BiasGelu": 2}),
+        ("distilbert", {"SkipLayerNormalization": 4, "BiasGelu": 2}),
+        ("deberta-v2", {"SkipLayerNormalization": 4, "BiasGelu": 2, "Gelu": 1}),
+        ("electra", {**FUSED_2_LAYERS, "Gelu": 1}),
+    ],
+)
+def test_each_architecture_is_held_to_its_own_row(model_type: str, counts: dict[str, int]) -> None:
+    requirements = ARCHITECTURES[model_type].fusions
+    assert missing_fusions(counts, 2, requirements) == []
+    with pytest.raises(FusionError, match="SkipLayerNormalization: found 0"):
+        verify_fusion({}, 2, "fp32 graph", requirements, ARCHITECTURES[model_type].family)
+    if model_type in ("roberta", "xlm-roberta", "distilbert", "deberta-v2"):
+        assert missing_fusions(counts, 2) != []  # less than a full BERT: only its own row accepts it
+
+
+def test_only_supported_model_types_have_rows() -> None:
+    assert set(ARCHITECTURES) == {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "deberta-v2"}
+    assert ARCHITECTURES["bert"].fusions == REQUIREMENTS

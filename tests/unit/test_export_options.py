@@ -36,11 +36,13 @@ def test_tolerance_overrides_touch_only_what_was_given() -> None:
 
 def test_task_specs() -> None:
     assert KNOWN_HEADS["BertForSequenceClassification"] == ("classify", "pair")
-    assert TASKS["qa"].output_axes() == {
-        "start_logits": {0: "batch", 1: "sequence"},
-        "end_logits": {0: "batch", 1: "sequence"},
-    }
-    assert TASKS["classify"].output_axes() == {"logits": {0: "batch"}}
+    assert KNOWN_HEADS["XLMRobertaForQuestionAnswering"] == ("qa",)
+    assert TASKS["ner"].head_for("deberta-v2") == "DebertaV2ForTokenClassification"
+    assert TASKS["pair"].head_for("distilbert") == "DistilBertForSequenceClassification"
+    assert (TASKS["qa"].optimum_task, TASKS["qa"].outputs) == (
+        "question-answering",
+        ("start_logits", "end_logits"),
+    )
 
 
 def test_paths_inside_the_repository_are_recorded_relative() -> None:
