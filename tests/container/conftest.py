@@ -6,7 +6,6 @@ Where no engine can be had the tests are skipped with a loud message, and fail u
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,23 +34,25 @@ def record(name: str, value: str) -> None:
     FIGURES[name] = value
 
 
+NOT_RUN: list[str] = []
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for message in NOT_RUN:
+        terminalreporter.section("IMAGE TESTS NOT RUN", sep="!", red=True, bold=True)
+        terminalreporter.write_line(f"!!! {message}", red=True, bold=True)
+        terminalreporter.write_line("!!! The image was neither built nor served.", red=True, bold=True)
     if FIGURES:
         terminalreporter.section("bertserve image figures")
         for name, value in FIGURES.items():
             terminalreporter.write_line(f"{name:<34} {value}")
 
 
-def loud(message: str) -> None:
-    banner = "!" * 100
-    print(f"\n{banner}\n!!! IMAGE TESTS: {message}\n{banner}", file=sys.stderr, flush=True)
-
-
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     found, why = find_or_start_engine()
     if found is None:
-        loud(f"NOT RUN: {why}. The image is neither built nor served.")
+        NOT_RUN.append(why)
         if in_ci():
             pytest.fail(f"CI must build and serve the image, but: {why}")
         pytest.skip(f"no Docker engine: {why}")
@@ -98,8 +99,8 @@ def cpu_image(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         )
         seconds = time.monotonic() - started
     steps = done.stdout.count("\nStep ")
-    cached = done.stdout.count("Using cache")
-    record("image build", f"{seconds:.0f} s ({cached} of {steps} steps from the layer cache)")
+    ran = done.stdout.count("Running in ")
+    record("image build", f"{seconds:.0f} s ({ran} of {steps} steps run, the rest cached or trivial)")
     yield BuiltImage(tag, base_image, build_args)
 
 
