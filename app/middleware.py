@@ -38,8 +38,12 @@ class ServingMiddleware:
         max_body_bytes: int,
         max_inflight: int,
         retry_after_s: int,
+        is_inference_path: Callable[[str], bool] | None = None,
     ) -> None:
         self.app = app
+        # Inference paths that name no task (e.g. /v2/models/{name}/infer): limited and counted
+        # like the task paths; the route records the task in the scope state.
+        self.is_inference_path = is_inference_path
         self.metrics = metrics
         self.task_paths = task_paths
         self.max_body_bytes = max_body_bytes
@@ -55,6 +59,12 @@ class ServingMiddleware:
         request_id = headers.get(REQUEST_ID) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         task = self.task_paths.get(scope.get("path", ""))
+        if (
+            task is None
+            and self.is_inference_path is not None
+            and self.is_inference_path(scope.get("path", ""))
+        ):
+            task = ""
         status = {"code": 500}
 
         async def send_wrapper(message: Message) -> None:
@@ -95,6 +105,7 @@ class ServingMiddleware:
                 self.inflight -= 1
                 self.metrics.inflight.dec()
         model = str(scope["state"].get("model", ""))
+        task = str(scope["state"].get("task") or task)
         self.metrics.requests.labels(model, task, str(status["code"])).inc()
         self.metrics.request_duration.labels(model, task).observe(time.perf_counter() - started)
 
