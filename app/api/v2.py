@@ -61,12 +61,14 @@ def model_task(service: Service, name: str, version: str | None) -> Task[Any, An
 
 
 def _field_error(task: Task[Any, Any], error: ValidationError) -> str:
-    names = TASK_INPUTS[task.name]
+    """Validation problems named by tensor and element (the inputs are always a list here)."""
+    problems = error.errors()
+    listed = [p for p in problems if any(str(part).startswith("list[") for part in p["loc"])]
     parts = []
-    for problem in error.errors()[:5]:
-        loc = list(problem["loc"])
+    for problem in (listed or problems)[:5]:
+        loc = [part for part in problem["loc"] if isinstance(part, int) or "[" not in part]
         if loc[:1] == ["inputs"] and len(loc) >= 2:
-            tensor = str(loc[2]) if len(loc) > 2 else names[0]
+            tensor = str(loc[2]) if len(loc) > 2 else TASK_INPUTS[task.name][0]
             parts.append(f"input {tensor!r} element {loc[1]}: {problem['msg']}")
         else:
             parts.append(f"parameters.{'.'.join(str(p) for p in loc)}: {problem['msg']}")
