@@ -23,6 +23,9 @@ from app.api.v2_tensors import (
     TASK_INPUTS,
     TASK_OUTPUTS,
     BadTensorRequest,
+    InferRequest,
+    InferResponse,
+    inline_schema,
     input_texts,
     output_tensors,
     parse_body,
@@ -140,7 +143,17 @@ INFER_DOC = (
 
 def v2_router() -> APIRouter:
     router = APIRouter(prefix=V2_PREFIX, tags=["open inference protocol (v2)"])
-    keyed = [Depends(require_api_key)]
+    infer_route: dict[str, Any] = {
+        "description": INFER_DOC,
+        "dependencies": [Depends(require_api_key)],
+        "responses": {200: {"model": InferResponse, "description": "The output tensors"}},
+        "openapi_extra": {
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": inline_schema(InferRequest)}},
+            }
+        },
+    }
 
     @router.get("", summary="Server metadata")
     async def server_metadata(request: Request) -> dict[str, Any]:
@@ -174,16 +187,11 @@ def v2_router() -> APIRouter:
     async def ready_version(name: ModelName, version: ModelVersion, service: ServiceDep) -> JSONResponse:
         return model_ready(service, name, version)
 
-    @router.post("/models/{name}/infer", summary="Inference", description=INFER_DOC, dependencies=keyed)
+    @router.post("/models/{name}/infer", summary="Inference", **infer_route)
     async def infer_model(name: ModelName, request: Request, service: ServiceDep) -> Response:
         return await infer(service, request, name, None)
 
-    @router.post(
-        "/models/{name}/versions/{version}/infer",
-        summary="Inference (version 1)",
-        description=INFER_DOC,
-        dependencies=keyed,
-    )
+    @router.post("/models/{name}/versions/{version}/infer", summary="Inference (version 1)", **infer_route)
     async def infer_version(
         name: ModelName, version: ModelVersion, request: Request, service: ServiceDep
     ) -> Response:

@@ -57,6 +57,40 @@ class InferRequest(BaseModel):
     outputs: list[RequestedOutput] | None = None
 
 
+class OutputTensor(BaseModel):
+    name: str
+    datatype: str = Field(description="BYTES, FP32 or INT64")
+    shape: list[int]
+    data: list[Any] = Field(description="the elements, flattened in row-major order")
+
+
+class InferResponse(BaseModel):
+    """The v2 inference response."""
+
+    model_name: str
+    model_version: str
+    id: str = Field(description="the request's id, or its x-request-id")
+    outputs: list[OutputTensor]
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its definitions inlined (for a hand-read request body)."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str

@@ -44,3 +44,9 @@ def test_openapi_describes_both_formats_and_v2(live_url: str) -> None:
         "/v2/models/{name}/versions/{version}/infer",
     ):
         assert path in spec["paths"], path
+    infer = spec["paths"]["/v2/models/{name}/infer"]["post"]
+    body = infer["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["inputs"]["items"]["required"] == ["name", "shape", "datatype"]
+    assert infer["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "InferResponse"
+    )
