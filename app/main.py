@@ -14,6 +14,7 @@ from app.api.handlers import install_handlers
 from app.api.inference import inference_router
 from app.api.system import system_router
 from app.api.v2 import is_infer_path, v2_router
+from app.api.v2_errors import error_body_for
 from app.metrics import Metrics
 from app.middleware import ServingMiddleware
 from app.service import Service
@@ -64,5 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_inflight=settings.max_inflight_requests,
         retry_after_s=settings.retry_after_s,
         is_inference_path=is_infer_path,
+        error_body_for=error_body_for,
     )
     return app

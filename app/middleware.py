@@ -39,11 +39,14 @@ class ServingMiddleware:
         max_inflight: int,
         retry_after_s: int,
         is_inference_path: Callable[[str], bool] | None = None,
+        error_body_for: Callable[[str, str, str], Any] | None = None,
     ) -> None:
         self.app = app
         # Inference paths that name no task (e.g. /v2/models/{name}/infer): limited and counted
         # like the task paths; the route records the task in the scope state.
         self.is_inference_path = is_inference_path
+        # (path, kind, message) -> the error body, where a path's protocol has its own error shape.
+        self.error_body_for = error_body_for
         self.metrics = metrics
         self.task_paths = task_paths
         self.max_body_bytes = max_body_bytes
@@ -88,6 +91,7 @@ class ServingMiddleware:
                 send_wrapper,
                 "payload_too_large",
                 f"request body of {declared} bytes; the limit is {self.max_body_bytes}",
+                path=scope.get("path", ""),
             )
         elif self.inflight >= self.max_inflight:
             self.metrics.rejected.labels("", "overloaded").inc()
@@ -95,6 +99,7 @@ class ServingMiddleware:
                 send_wrapper,
                 "overloaded",
                 f"{self.inflight} requests in progress; the limit is {self.max_inflight}",
+                path=scope.get("path", ""),
             )
         else:
             self.inflight += 1
@@ -124,9 +129,12 @@ class ServingMiddleware:
 
         return limited
 
-    async def _reject(self, send: Send, kind: str, message: str) -> None:
+    async def _reject(self, send: Send, kind: str, message: str, *, path: str = "") -> None:
         spec = STATUS_TABLE[kind]
-        body = json.dumps(error_body(kind, message)).encode()
+        shaped = (
+            self.error_body_for(path, kind, message) if self.error_body_for else error_body(kind, message)
+        )
+        body = json.dumps(shaped).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if spec.retry:
             headers.append((b"retry-after", str(self.retry_after_s).encode()))

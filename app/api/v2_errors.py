@@ -6,9 +6,11 @@ The status comes from the one table (app.errors), except that a request the serv
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.responses import JSONResponse
 
-from app.errors import STATUS_TABLE
+from app.errors import STATUS_TABLE, error_body
 
 V2_PREFIX = "/v2"
 
@@ -29,3 +31,8 @@ def v2_error_response(kind: str, message: str, *, retry_after: int | None = None
     if kind == "unauthorized":
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse({"error": message}, status_code=v2_status(kind), headers=headers)
+
+
+def error_body_for(path: str, kind: str, message: str) -> Any:
+    """The error body for a path: the protocol's shape under /v2, the error table's elsewhere."""
+    return {"error": message} if is_v2_path(path) else error_body(kind, message)

@@ -236,6 +236,12 @@ def test_transport_errors_in_the_protocol_shape(live_url: str) -> None:
     header = {"inference-header-content-length": "9999"}
     assert "does not fit" in v2_error(httpx.post(infer, content=b"{}", headers=header), 400)
     v2_error(httpx.get(infer), 405)
+    huge = (
+        b'{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["'
+        + b"a" * 2_100_000
+        + b'"]}]}'
+    )
+    assert "the limit is" in v2_error(httpx.post(infer, content=huge), 413)  # refused by Content-Length
     v2_error(httpx.get(f"{live_url}/v2/models/nope/ready"), 404)
 
 
