@@ -8,10 +8,13 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.api.handlers import install_handlers
 from app.api.inference import inference_router
 from app.api.system import system_router
+from app.api.v2 import is_infer_path, v2_router
+from app.api.v2_errors import error_body_for
 from app.metrics import Metrics
 from app.middleware import ServingMiddleware
 from app.service import Service
@@ -39,7 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await loading
             await service.shutdown()
 
-    app = FastAPI(
+    # /docs and /redoc from assets served here (under /static/docs): they work offline.
+    app = FastAPIOffline(
+        static_url="/static/docs",
         title="bertserve",
         version="0.1.0",
         summary="Fine-tuned BERT heads over HTTP: classify, pair, QA and NER, "
@@ -51,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app, settings.retry_after_s)
     app.include_router(inference_router())
     app.include_router(system_router(protect_metadata=settings.protect_metadata))
+    app.include_router(v2_router())
     app.add_middleware(
         ServingMiddleware,
         metrics=metrics,
@@ -59,5 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_inflight=settings.max_inflight_requests,
         retry_after_s=settings.retry_after_s,
         max_request_id_chars=settings.max_request_id_chars,
+        is_inference_path=is_infer_path,
+        error_body_for=error_body_for,
     )
     return app

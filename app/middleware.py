@@ -53,8 +53,15 @@ class ServingMiddleware:
         max_inflight: int,
         retry_after_s: int,
         max_request_id_chars: int = 128,
+        is_inference_path: Callable[[str], bool] | None = None,
+        error_body_for: Callable[[str, str, str], Any] | None = None,
     ) -> None:
         self.app = app
+        # Inference paths that name no task (e.g. /v2/models/{name}/infer): limited and counted
+        # like the task paths; the route records the task in the scope state.
+        self.is_inference_path = is_inference_path
+        # (path, kind, message) -> the error body, where a path's protocol has its own error shape.
+        self.error_body_for = error_body_for
         self.metrics = metrics
         self.task_paths = task_paths
         self.max_body_bytes = max_body_bytes
@@ -81,6 +88,12 @@ class ServingMiddleware:
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], request_id: str
     ) -> None:
         task = self.task_paths.get(scope.get("path", ""))
+        if (
+            task is None
+            and self.is_inference_path is not None
+            and self.is_inference_path(scope.get("path", ""))
+        ):
+            task = ""
         status = {"code": 500, "started": 0}
 
         async def send_wrapper(message: Message) -> None:
@@ -99,7 +112,8 @@ class ServingMiddleware:
                 log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
                 if status["started"]:
                     raise  # too late for an error body: the server closes the connection
-                await self._reject(send_wrapper, "internal_error", f"internal error ({type(error).__name__})")
+                message = f"internal error ({type(error).__name__})"
+                await self._reject(send_wrapper, "internal_error", message, path=scope.get("path", ""))
 
         if task is None:
             await guarded(receive)
@@ -115,6 +129,7 @@ class ServingMiddleware:
                 send_wrapper,
                 "payload_too_large",
                 f"request body of {declared} bytes; the limit is {self.max_body_bytes}",
+                path=scope.get("path", ""),
             )
         elif self.inflight >= self.max_inflight:
             self.metrics.rejected.labels("", "overloaded").inc()
@@ -122,6 +137,7 @@ class ServingMiddleware:
                 send_wrapper,
                 "overloaded",
                 f"{self.inflight} requests in progress; the limit is {self.max_inflight}",
+                path=scope.get("path", ""),
             )
         else:
             self.inflight += 1
@@ -132,6 +148,7 @@ class ServingMiddleware:
                 self.inflight -= 1
                 self.metrics.inflight.dec()
         model = str(scope["state"].get("model", ""))
+        task = str(scope["state"].get("task") or task)
         self.metrics.requests.labels(model, task, str(status["code"])).inc()
         self.metrics.request_duration.labels(model, task).observe(time.perf_counter() - started)
 
@@ -150,9 +167,12 @@ class ServingMiddleware:
 
         return limited
 
-    async def _reject(self, send: Send, kind: str, message: str) -> None:
+    async def _reject(self, send: Send, kind: str, message: str, *, path: str = "") -> None:
         spec = STATUS_TABLE[kind]
-        body = json.dumps(error_body(kind, message)).encode()
+        shaped = (
+            self.error_body_for(path, kind, message) if self.error_body_for else error_body(kind, message)
+        )
+        body = json.dumps(shaped).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if spec.retry:
             headers.append((b"retry-after", str(self.retry_after_s).encode()))

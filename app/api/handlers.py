@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from app.api.huggingface import FORMAT_TAGS
+from app.api.v2_errors import is_v2_path, v2_error_response
 from app.errors import STATUS_TABLE, ServiceError, error_body
 
 HTTP_KINDS = {
@@ -22,7 +24,12 @@ HTTP_KINDS = {
 }
 
 
-def error_response(kind: str, message: str, *, retry_after: int | None = None) -> JSONResponse:
+def error_response(
+    kind: str, message: str, *, retry_after: int | None = None, request: Request | None = None
+) -> JSONResponse:
+    """The error answer; on the Open Inference Protocol routes, in that protocol's shape."""
+    if request is not None and is_v2_path(request.url.path):
+        return v2_error_response(kind, message, retry_after=retry_after)
     spec = STATUS_TABLE[kind]
     headers = {}
     if spec.retry:
@@ -39,7 +46,10 @@ def describe_validation(error: RequestValidationError) -> tuple[str, str]:
         return "invalid_json", "the request body is not valid JSON"
     parts = []
     for problem in problems[:5]:
-        where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body") or "body"
+        loc = [str(p) for p in problem.get("loc", ()) if p != "body"]
+        if loc and loc[0] in FORMAT_TAGS:  # which of the two body formats: not part of the path
+            loc = loc[1:]
+        where = ".".join(loc) or "body"
         parts.append(f"{where}: {problem.get('msg', 'invalid')}")
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
     return "validation_error", "; ".join(parts) + more
@@ -47,17 +57,21 @@ def describe_validation(error: RequestValidationError) -> tuple[str, str]:
 
 def install_handlers(app: FastAPI, retry_after_s: int) -> None:
     @app.exception_handler(ServiceError)
-    async def service_error(_: Request, error: ServiceError) -> JSONResponse:
-        return error_response(error.kind, error.message, retry_after=error.retry_after or retry_after_s)
+    async def service_error(request: Request, error: ServiceError) -> JSONResponse:
+        return error_response(
+            error.kind, error.message, retry_after=error.retry_after or retry_after_s, request=request
+        )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         kind, message = describe_validation(error)
-        return error_response(kind, message)
+        return error_response(kind, message, request=request)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         kind = HTTP_KINDS.get(error.status_code)
         if kind is None:
+            if is_v2_path(request.url.path):
+                return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
             return JSONResponse(error_body("http_error", str(error.detail)), status_code=error.status_code)
-        return error_response(kind, str(error.detail))
+        return error_response(kind, str(error.detail), request=request)

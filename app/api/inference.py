@@ -5,13 +5,16 @@ endpoint's annotations at runtime, and those are per-task closures.
 """
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
+from pydantic import BaseModel
+from pydantic_core import to_json
 
 from app.api.auth import ServiceDep, require_api_key
+from app.api.huggingface import HFRequest, bare_output, body_annotation, output_model, to_task_request
 from app.errors import ClientClosed
-from app.service import Timings
+from app.service import ModelSlot, Service, Timings
 from app.tasks import TASKS
 from app.tasks.base import Task
 
@@ -24,32 +27,66 @@ async def wait_for_disconnect(request: Request) -> None:
             return
 
 
-def task_route(task: Task[Any, Any]) -> Any:
-    """The endpoint for one task: resolve the model, check limits, infer, add timing headers."""
-    request_model = task.request_model
+async def run_task(
+    service: Service, task: Task[Any, Any], body: BaseModel, request: Request
+) -> tuple[ModelSlot, BaseModel, dict[str, str]]:
+    """Resolve the model, check limits, infer (cancelled if the client goes away).
 
-    async def endpoint(body: request_model, request: Request, response: Response, service: ServiceDep) -> Any:  # type: ignore[valid-type]
-        slot = service.resolve(task, getattr(body, "model", None))
-        request.state.model = slot.name
-        service.check_limits(task, body)
-        timings = Timings(received=getattr(request.state, "received", 0.0))
-        work = asyncio.ensure_future(service.infer(task, slot, body, timings, request.state.request_id))
-        watcher = asyncio.ensure_future(wait_for_disconnect(request))
-        try:
-            await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watcher.cancel()
-        if not work.done():
-            work.cancel()
-            raise ClientClosed("the client closed the connection")
-        result = work.result()
-        response.headers["x-tokenize-time"] = f"{timings.tokenize * 1000:.3f}ms"
-        response.headers["x-queue-time"] = f"{timings.queue * 1000:.3f}ms"
-        response.headers["x-inference-time"] = f"{timings.inference * 1000:.3f}ms"
-        return result
+    Returns the slot, the answer and the response headers (model and stage timings). Every
+    protocol (task routes in either format, Open Inference Protocol) comes through here.
+    """
+    slot = service.resolve(task, getattr(body, "model", None))
+    request.state.model = slot.name
+    request.state.task = task.name
+    service.check_limits(task, body)
+    timings = Timings(received=getattr(request.state, "received", 0.0))
+    work = asyncio.ensure_future(service.infer(task, slot, body, timings, request.state.request_id))
+    watcher = asyncio.ensure_future(wait_for_disconnect(request))
+    try:
+        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not work.done():
+        work.cancel()
+        raise ClientClosed("the client closed the connection")
+    headers = {
+        "x-model": slot.name,
+        "x-tokenize-time": f"{timings.tokenize * 1000:.3f}ms",
+        "x-queue-time": f"{timings.queue * 1000:.3f}ms",
+        "x-inference-time": f"{timings.inference * 1000:.3f}ms",
+    }
+    return slot, work.result(), headers
+
+
+def task_route(task: Task[Any, Any]) -> Any:
+    """The endpoint for one task, in bertserve's format or the Hugging Face one."""
+    body_type = body_annotation(task)
+
+    async def endpoint(
+        body: Annotated[body_type, Body()],  # type: ignore[valid-type]
+        request: Request,
+        response: Response,
+        service: ServiceDep,
+    ) -> Any:
+        hf_format = isinstance(body, HFRequest)
+        task_request = to_task_request(task, body) if hf_format else body
+        _, answer, headers = await run_task(service, task, task_request, request)
+        if hf_format:
+            content = to_json(bare_output(task, task_request, answer))
+            return Response(content, media_type="application/json", headers=headers)
+        response.headers.update(headers)
+        return answer
 
     endpoint.__name__ = f"{task.name}_endpoint"
     return endpoint
+
+
+ROUTE_DESCRIPTION = (
+    "Two body formats. **bertserve**: `inputs` with the options at the top level, answered as "
+    '`{"model", "results"}`. **Hugging Face task format**: `{"inputs": ..., "parameters": {...}}` '
+    "(what `huggingface_hub.InferenceClient` sends), answered with the bare pipeline output. "
+    "Both name the answering model in the `x-model` header."
+)
 
 
 def inference_router() -> APIRouter:
@@ -59,10 +96,12 @@ def inference_router() -> APIRouter:
             f"/{name}",
             task_route(task),
             methods=["POST"],
-            response_model=task.response_model,
+            response_model=None,
             summary=task.summary,
+            description=ROUTE_DESCRIPTION,
             name=name,
             responses={
+                200: {"model": output_model(task), "description": "The answer, in the request's format"},
                 400: {"description": "Body is not valid JSON"},
                 401: {"description": "Missing or wrong API key"},
                 404: {"description": "Unknown model"},

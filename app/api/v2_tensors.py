@@ -1,0 +1,288 @@
+"""Open Inference Protocol (v2) tensors: the request body (JSON, or JSON + binary tensor data) and
+the mapping between tensors and each task's inputs and answers.
+
+Per task (N inputs; every input tensor holds N strings, any shape with N elements):
+
+- classify: `text` -> `label` BYTES [N, k], `score` FP32 [N, k] (k labels per input, best first)
+- pair: `text`, `text_pair` -> as classify
+- qa: `question`, `context` -> `answer` BYTES [M], `score` FP32 [M], `start`, `end` INT64 [M],
+  `answer_count` INT64 [N]
+- ner: `text` -> `entity_group` BYTES [M] (`entity` BYTES and `index` INT64 with aggregation none),
+  `word` BYTES [M], `score` FP32 [M], `start`, `end` INT64 [M], `entity_count` INT64 [N]
+
+QA answers and entities of all inputs are flattened in input order; the `*_count` tensor says
+how many belong to each input (input i owns the rows after the first sum(count[:i])).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.errors import ServiceError
+
+
+class BadTensorRequest(ServiceError):
+    """A v2 request that does not fit the protocol or the model's tensors (400)."""
+
+    kind = "invalid_input"
+
+
+class InputTensor(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: Any = None
+
+
+class RequestedOutput(BaseModel):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    """The v2 inference request (JSON part)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[InputTensor]
+    outputs: list[RequestedOutput] | None = None
+
+
+class OutputTensor(BaseModel):
+    name: str
+    datatype: str = Field(description="BYTES, FP32 or INT64")
+    shape: list[int]
+    data: list[Any] = Field(description="the elements, flattened in row-major order")
+
+
+class InferResponse(BaseModel):
+    """The v2 inference response."""
+
+    model_name: str
+    model_version: str
+    id: str = Field(description="the request's id, or its x-request-id")
+    outputs: list[OutputTensor]
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its definitions inlined (for a hand-read request body)."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str
+    shape: list[int]
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": self.shape}
+
+
+TASK_INPUTS: dict[str, tuple[str, ...]] = {
+    "classify": ("text",),
+    "pair": ("text", "text_pair"),
+    "qa": ("question", "context"),
+    "ner": ("text",),
+}
+
+TASK_OUTPUTS: dict[str, tuple[TensorSpec, ...]] = {
+    "classify": (TensorSpec("label", "BYTES", [-1, -1]), TensorSpec("score", "FP32", [-1, -1])),
+    "qa": (
+        TensorSpec("answer", "BYTES", [-1]),
+        TensorSpec("score", "FP32", [-1]),
+        TensorSpec("start", "INT64", [-1]),
+        TensorSpec("end", "INT64", [-1]),
+        TensorSpec("answer_count", "INT64", [-1]),
+    ),
+    "ner": (
+        TensorSpec("entity_group", "BYTES", [-1]),
+        TensorSpec("entity", "BYTES", [-1]),
+        TensorSpec("word", "BYTES", [-1]),
+        TensorSpec("score", "FP32", [-1]),
+        TensorSpec("start", "INT64", [-1]),
+        TensorSpec("end", "INT64", [-1]),
+        TensorSpec("index", "INT64", [-1]),
+        TensorSpec("entity_count", "INT64", [-1]),
+    ),
+}
+TASK_OUTPUTS["pair"] = TASK_OUTPUTS["classify"]
+
+PROTOCOL_PARAMETERS = frozenset(
+    {"binary_data_output", "priority", "timeout", "sequence_id", "sequence_start", "sequence_end"}
+)
+"""Request parameters the protocol's clients may send that are no pipeline option (ignored)."""
+
+
+def parse_body(body: bytes, header_length: str | None) -> tuple[InferRequest, bytes]:
+    """The JSON request and the binary tensor data after it (binary data extension)."""
+    split = len(body)
+    if header_length is not None:
+        try:
+            split = int(header_length)
+        except ValueError:
+            raise BadTensorRequest(
+                f"Inference-Header-Content-Length {header_length!r} is no number"
+            ) from None
+        if not 0 < split <= len(body):
+            raise BadTensorRequest(
+                f"Inference-Header-Content-Length {split} does not fit a {len(body)}-byte body"
+            )
+    try:
+        document = json.loads(body[:split])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadTensorRequest("the request body is not valid JSON") from None
+    try:
+        return InferRequest.model_validate(document), body[split:]
+    except ValidationError as error:
+        raise BadTensorRequest(f"not a v2 inference request: {describe(error)}") from None
+
+
+def describe(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in problem['loc']) or 'body'}: {problem['msg']}"
+        for problem in error.errors()[:5]
+    )
+
+
+def _flatten(data: Any) -> list[Any]:
+    if isinstance(data, list):
+        return [item for element in data for item in _flatten(element)]
+    return [data]
+
+
+def _deserialize_bytes(raw: bytes, name: str) -> list[str]:
+    """BYTES in the binary extension: each element a little-endian uint32 length, then the bytes."""
+    texts, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise BadTensorRequest(f"input {name!r}: truncated binary BYTES element")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise BadTensorRequest(f"input {name!r}: truncated binary BYTES element")
+        try:
+            texts.append(raw[offset : offset + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BadTensorRequest(f"input {name!r}: element {len(texts)} is not UTF-8") from None
+        offset += length
+    return texts
+
+
+def input_texts(request: InferRequest, binary: bytes, names: tuple[str, ...]) -> dict[str, list[str]]:
+    """Each expected input tensor as a list of strings, all of one length."""
+    given = {tensor.name: tensor for tensor in request.inputs}
+    unknown = sorted(set(given) - set(names))
+    if unknown or len(given) != len(request.inputs):
+        raise BadTensorRequest(f"unexpected or repeated inputs {unknown}; this model takes {list(names)}")
+    missing = [name for name in names if name not in given]
+    if missing:
+        raise BadTensorRequest(f"missing input {missing[0]!r}; this model takes {list(names)}")
+    offset = 0
+    texts: dict[str, list[str]] = {}
+    for tensor in request.inputs:  # binary data follows the JSON in the order of the inputs
+        if tensor.datatype != "BYTES":
+            raise BadTensorRequest(f"input {tensor.name!r} is {tensor.datatype}; it must be BYTES (text)")
+        size = (tensor.parameters or {}).get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise BadTensorRequest(
+                    f"input {tensor.name!r}: binary_data_size {size!r} past the body's end"
+                )
+            values: list[Any] = _deserialize_bytes(binary[offset : offset + size], tensor.name)
+            offset += size
+        elif tensor.data is None:
+            raise BadTensorRequest(f"input {tensor.name!r} has no data")
+        else:
+            values = _flatten(tensor.data)
+        if any(dim < 0 for dim in tensor.shape) or math.prod(tensor.shape) != len(values):
+            raise BadTensorRequest(
+                f"input {tensor.name!r} has shape {tensor.shape} but {len(values)} elements"
+            )
+        if not all(isinstance(value, str) for value in values):
+            raise BadTensorRequest(f"input {tensor.name!r}: every element must be a string")
+        texts[tensor.name] = values
+    counts = {len(values) for values in texts.values()}
+    if counts == {0}:
+        raise BadTensorRequest("the inputs hold no elements")
+    if len(counts) != 1:
+        raise BadTensorRequest(f"inputs {list(names)} must hold the same number of elements")
+    return texts
+
+
+def task_inputs(task: str, texts: dict[str, list[str]]) -> list[Any]:
+    """The task request's `inputs` for the input tensors."""
+    if task in ("classify", "ner"):
+        return texts["text"]
+    first, second = TASK_INPUTS[task]
+    return [{first: a, second: b} for a, b in zip(texts[first], texts[second], strict=True)]
+
+
+def tensor(name: str, datatype: str, shape: list[int], data: list[Any]) -> dict[str, Any]:
+    return {"name": name, "datatype": datatype, "shape": shape, "data": data}
+
+
+def output_tensors(task: str, results: list[Any], *, token_level: bool = False) -> list[dict[str, Any]]:
+    """The typed output tensors of one answer (`results`: one entry per input, dumped to JSON types;
+    `token_level`: NER without aggregation, whose rows are tokens)."""
+    if task in ("classify", "pair"):
+        k = len(results[0]) if results else 0
+        shape = [len(results), k]
+        return [
+            tensor("label", "BYTES", shape, [row["label"] for labels in results for row in labels]),
+            tensor("score", "FP32", shape, [row["score"] for labels in results for row in labels]),
+        ]
+    per_input = [entry if isinstance(entry, list) else [entry] for entry in results]
+    rows = [row for entries in per_input for row in entries]
+    counts = [len(entries) for entries in per_input]
+    if task == "qa":
+        columns: tuple[tuple[str, str], ...] = (
+            ("answer", "BYTES"),
+            ("score", "FP32"),
+            ("start", "INT64"),
+            ("end", "INT64"),
+        )
+        count_name = "answer_count"
+    else:
+        label = ("entity", "BYTES") if token_level else ("entity_group", "BYTES")
+        index = (("index", "INT64"),) if token_level else ()
+        columns = (label, ("word", "BYTES"), ("score", "FP32"), ("start", "INT64"), ("end", "INT64"), *index)
+        count_name = "entity_count"
+    tensors = [tensor(name, datatype, [len(rows)], [row[name] for row in rows]) for name, datatype in columns]
+    tensors.append(tensor(count_name, "INT64", [len(counts)], counts))
+    return tensors
+
+
+def select_outputs(
+    tensors: list[dict[str, Any]], requested: list[RequestedOutput] | None
+) -> list[dict[str, Any]]:
+    """The outputs the request names (all when it names none)."""
+    if not requested:
+        return tensors
+    by_name = {t["name"]: t for t in tensors}
+    unknown = [output.name for output in requested if output.name not in by_name]
+    if unknown:
+        raise BadTensorRequest(f"unknown output {unknown[0]!r}; this answer has {list(by_name)}")
+    return [by_name[output.name] for output in requested]

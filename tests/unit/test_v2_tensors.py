@@ -1,0 +1,121 @@
+"""Open Inference Protocol tensors on hand-made requests and answers; the v2 error shape in process."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.v2 import is_infer_path
+from app.api.v2_tensors import (
+    BadTensorRequest,
+    RequestedOutput,
+    input_texts,
+    output_tensors,
+    parse_body,
+    select_outputs,
+    task_inputs,
+)
+from app.main import create_app
+from app.settings import Settings
+
+
+def binary_bytes(*texts: str) -> bytes:
+    """BYTES in the binary extension, as Triton's client writes them."""
+    return b"".join(struct.pack("<I", len(t.encode())) + t.encode() for t in texts)
+
+
+def request_with_binary(tensors: dict[str, list[str]]) -> tuple[bytes, str]:
+    raw = {name: binary_bytes(*texts) for name, texts in tensors.items()}
+    header = {
+        "inputs": [
+            {
+                "name": n,
+                "shape": [len(t)],
+                "datatype": "BYTES",
+                "parameters": {"binary_data_size": len(raw[n])},
+            }
+            for n, t in tensors.items()
+        ]
+    }
+    document = json.dumps(header).encode()
+    return document + b"".join(raw.values()), str(len(document))
+
+
+def test_binary_and_json_inputs_give_the_same_texts() -> None:
+    body, length = request_with_binary({"question": ["Who?", "Où est-il ?"], "context": ["Ada.", "À Paris."]})
+    request, binary = parse_body(body, length)
+    texts = input_texts(request, binary, ("question", "context"))
+    assert texts == {"question": ["Who?", "Où est-il ?"], "context": ["Ada.", "À Paris."]}
+    assert task_inputs("qa", texts)[1] == {"question": "Où est-il ?", "context": "À Paris."}
+
+    nested = json.dumps(
+        {"inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "data": [["a"], ["b"]]}]}
+    )
+    request, binary = parse_body(nested.encode(), None)
+    assert input_texts(request, binary, ("text",)) == {"text": ["a", "b"]}
+
+
+def test_broken_binary_data() -> None:
+    body, length = request_with_binary({"text": ["hello", "world"]})
+    request, binary = parse_body(body[:-2], length)  # the body ends before the declared size
+    with pytest.raises(BadTensorRequest, match="past the body's end"):
+        input_texts(request, binary, ("text",))
+    lying = (
+        body[: int(length)] + struct.pack("<I", 99) + body[int(length) + 4 :]
+    )  # an element "99 bytes long"
+    request, binary = parse_body(lying, length)
+    with pytest.raises(BadTensorRequest, match="truncated binary BYTES element"):
+        input_texts(request, binary, ("text",))
+    with pytest.raises(BadTensorRequest, match="does not fit"):
+        parse_body(body, str(len(body) + 1))
+
+
+def test_answers_become_typed_tensors_with_counts() -> None:
+    labels = [
+        [{"label": "POS", "score": 0.9}, {"label": "NEG", "score": 0.1}],
+        [{"label": "NEG", "score": 0.7}, {"label": "POS", "score": 0.3}],
+    ]
+    label, score = output_tensors("classify", labels)
+    assert label == {
+        "name": "label",
+        "datatype": "BYTES",
+        "shape": [2, 2],
+        "data": ["POS", "NEG", "NEG", "POS"],
+    }
+    assert score["datatype"] == "FP32" and score["data"] == [0.9, 0.1, 0.7, 0.3]
+
+    answers = [
+        {"answer": "Ada", "score": 0.5, "start": 0, "end": 3},
+        [{"answer": "x", "score": 0.2, "start": 1, "end": 2}] * 2,
+    ]
+    qa = {t["name"]: t for t in output_tensors("qa", answers)}
+    assert qa["answer"]["data"] == ["Ada", "x", "x"] and qa["start"]["datatype"] == "INT64"
+    assert qa["answer_count"]["data"] == [1, 2]
+
+    tokens = [[], [{"entity": "B-PER", "score": 0.9, "index": 1, "word": "ada", "start": 0, "end": 3}]]
+    ner = {t["name"]: t for t in output_tensors("ner", tokens, token_level=True)}
+    assert set(ner) == {"entity", "word", "score", "start", "end", "index", "entity_count"}
+    assert ner["entity_count"]["data"] == [0, 1] and ner["entity"]["shape"] == [1]
+    assert select_outputs(list(ner.values()), [RequestedOutput(name="word")]) == [ner["word"]]
+
+
+def test_only_infer_paths_count_as_inference() -> None:
+    assert is_infer_path("/v2/models/a/infer") and is_infer_path("/v2/models/a/versions/1/infer")
+    assert not is_infer_path("/v2/models/a/ready") and not is_infer_path("/v2/models/infer")
+
+
+def test_errors_and_the_api_key_on_v2_routes(tmp_path: Path) -> None:
+    app = create_app(Settings(model_dir=tmp_path, api_key="s3cret"))
+    with TestClient(app) as client:
+        refused = client.post("/v2/models/any/infer", json={"inputs": []})
+        assert refused.status_code == 401 and refused.json() == {"error": refused.json()["error"]}
+        assert refused.headers["www-authenticate"] == "Bearer"
+        unknown = client.get("/v2/models/any")
+        assert unknown.status_code == 404 and "unknown model 'any'" in unknown.json()["error"]
+        assert client.get("/v2/health/ready").status_code == 503  # no models: never ready
+        classic = client.post("/classify", json={"inputs": "x"})
+        assert classic.status_code == 401 and classic.json()["error"]["type"] == "unauthorized"
