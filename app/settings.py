@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     thread_spinning: bool = Field(
         False, description="let ONNX Runtime worker threads spin between runs (faster runs, busier cores)"
     )
+    cpu_mem_arena: bool = Field(
+        True,
+        description="ONNX Runtime's CPU memory arena: keeps each model's peak activations allocated "
+        "(faster allocation, about 3.5x the resident memory with four models)",
+    )
     cuda_tf32: bool = Field(
         False, description="allow TF32 matmuls on CUDA (faster, drifts from PyTorch fp32)"
     )

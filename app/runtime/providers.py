@@ -57,6 +57,9 @@ def session_options(settings: Settings, *, on_cuda: bool) -> ort.SessionOptions:
     options.add_session_config_entry(
         "session.intra_op.allow_spinning", "1" if settings.thread_spinning else "0"
     )
+    # The CPU arena keeps each session's peak activations (the biggest warm-up or served batch)
+    # for good: measured 1308 MB resident for the four demo heads with it, 367 MB without.
+    options.enable_cpu_mem_arena = settings.cpu_mem_arena
     if on_cuda:
         options.enable_mem_pattern = False
     return options
