@@ -37,6 +37,7 @@ def main() -> None:
         # (int() made anything under 1 s "wait forever"), 0 means do not wait
         timeout_graceful_shutdown=settings.drain_timeout_s,  # type: ignore[arg-type]
         access_log=False,
+        timeout_keep_alive=int(settings.keep_alive_s),
     )
     DrainingServer(config, app.state.service).run()
 

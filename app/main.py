@@ -15,6 +15,7 @@ from app.api.inference import inference_router
 from app.api.system import system_router
 from app.api.v2 import is_infer_path, v2_router
 from app.api.v2_errors import error_body_for
+from app.inflight import InflightLimit
 from app.metrics import Metrics
 from app.middleware import ServingMiddleware
 from app.service import Service
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
         task_paths={f"/{name}": name for name in TASKS},
         max_body_bytes=settings.max_body_bytes,
-        max_inflight=settings.max_inflight_requests,
+        inflight_limit=InflightLimit(settings.max_inflight_requests, settings.inflight_horizon_s),
         retry_after_s=settings.retry_after_s,
         max_request_id_chars=settings.max_request_id_chars,
         is_inference_path=is_infer_path,

@@ -18,6 +18,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from app.errors import STATUS_TABLE, error_body
+from app.inflight import InflightLimit
 from app.logs import request_id_var
 from app.metrics import Metrics
 
@@ -50,7 +51,7 @@ class ServingMiddleware:
         metrics: Metrics,
         task_paths: dict[str, str],
         max_body_bytes: int,
-        max_inflight: int,
+        inflight_limit: InflightLimit,
         retry_after_s: int,
         max_request_id_chars: int = 128,
         is_inference_path: Callable[[str], bool] | None = None,
@@ -65,7 +66,7 @@ class ServingMiddleware:
         self.metrics = metrics
         self.task_paths = task_paths
         self.max_body_bytes = max_body_bytes
-        self.max_inflight = max_inflight
+        self.inflight_limit = inflight_limit
         self.retry_after_s = retry_after_s
         self.max_request_id_chars = max_request_id_chars
         self.inflight = 0
@@ -131,12 +132,12 @@ class ServingMiddleware:
                 f"request body of {declared} bytes; the limit is {self.max_body_bytes}",
                 path=scope.get("path", ""),
             )
-        elif self.inflight >= self.max_inflight:
+        elif self.inflight >= (limit := self.inflight_limit.limit()):
             self.metrics.rejected.labels("", "overloaded").inc()
             await self._reject(
                 send_wrapper,
                 "overloaded",
-                f"{self.inflight} requests in progress; the limit is {self.max_inflight}",
+                f"{self.inflight} requests in progress; the limit is {limit} now",
                 path=scope.get("path", ""),
             )
         else:
@@ -147,6 +148,8 @@ class ServingMiddleware:
             finally:
                 self.inflight -= 1
                 self.metrics.inflight.dec()
+            if status["code"] not in (429, 503):
+                self.inflight_limit.answered()
         model = str(scope["state"].get("model", ""))
         task = str(scope["state"].get("task") or task)
         self.metrics.requests.labels(model, task, str(status["code"])).inc()

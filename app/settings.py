@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     max_inflight_requests: int = Field(
         1024, ge=1, description="requests in progress beyond which new ones get 503"
     )
+    inflight_horizon_s: float = Field(
+        4.0,
+        ge=0,
+        description="while the server answers slowly, in-flight requests are capped at what it answered "
+        "per second (last 5 s) x this (at least 128): new ones get 503 before their body is read; 0 = off",
+    )
     api_key: SecretStr | None = Field(
         None, description="when set, inference endpoints require `Authorization: Bearer <key>`"
     )
@@ -140,6 +146,12 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", description="address the server listens on")
     port: int = Field(8000, ge=1, le=65535, description="port the server listens on")
     log_level: str = Field("info", description="log level")
+    keep_alive_s: float = Field(
+        75.0,
+        gt=0,
+        description="how long an idle keep-alive connection stays open; longer than load balancers' "
+        "idle timeouts (60 s on most), so the server never closes one a client is about to reuse",
+    )
     drain_timeout_s: float = Field(
         25.0, ge=0, description="on shutdown, how long accepted work may take to finish"
     )

@@ -142,12 +142,37 @@ INFER_DOC = (
 )
 
 
+class V2Error(BaseModel):
+    """The protocol's error body."""
+
+    error: str
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a v2 route answers with."""
+    reasons = {
+        400: "Invalid request: tensors, parameters or JSON",
+        401: "Missing or wrong API key",
+        404: "Unknown model or version",
+        413: "Body, input count, text or windows needed over its limit",
+        429: "Queue full: retry after Retry-After seconds",
+        500: "The batch this request was in failed",
+        503: "Not ready, overloaded or shutting down: retry after Retry-After",
+        504: "No answer within the request timeout",
+    }
+    return {code: {"model": V2Error, "description": reasons[code]} for code in codes}
+
+
 def v2_router() -> APIRouter:
     router = APIRouter(prefix=V2_PREFIX, tags=["open inference protocol (v2)"])
+    model_errors = _errors(404, 503)
     infer_route: dict[str, Any] = {
         "description": INFER_DOC,
         "dependencies": [Depends(require_api_key)],
-        "responses": {200: {"model": InferResponse, "description": "The output tensors"}},
+        "responses": {
+            200: {"model": InferResponse, "description": "The output tensors"},
+            **_errors(400, 401, 404, 413, 429, 500, 503, 504),
+        },
         "openapi_extra": {
             "requestBody": {
                 "required": True,
@@ -164,7 +189,7 @@ def v2_router() -> APIRouter:
     async def live() -> dict[str, bool]:
         return {"live": True}
 
-    @router.get("/health/ready", summary="Every model is ready (503 otherwise)")
+    @router.get("/health/ready", summary="Every model is ready (503 otherwise)", responses=_errors(503))
     async def ready(service: ServiceDep) -> JSONResponse:
         if service.ready:
             return JSONResponse({"ready": True})
@@ -172,19 +197,29 @@ def v2_router() -> APIRouter:
             {"ready": False}, status_code=503, headers={"Retry-After": str(service.settings.retry_after_s)}
         )
 
-    @router.get("/models/{name}", summary="Model metadata: input and output tensors")
+    @router.get("/models/{name}", summary="Model metadata: input and output tensors", responses=model_errors)
     async def model_metadata(name: ModelName, service: ServiceDep) -> dict[str, Any]:
         return metadata(service, name, None)
 
-    @router.get("/models/{name}/versions/{version}", summary="Model metadata (version 1)")
+    @router.get(
+        "/models/{name}/versions/{version}", summary="Model metadata (version 1)", responses=model_errors
+    )
     async def version_metadata(name: ModelName, version: ModelVersion, service: ServiceDep) -> dict[str, Any]:
         return metadata(service, name, version)
 
-    @router.get("/models/{name}/ready", summary="The model is loaded and warmed up (503 otherwise)")
+    @router.get(
+        "/models/{name}/ready",
+        summary="The model is loaded and warmed up (503 otherwise)",
+        responses=model_errors,
+    )
     async def ready_model(name: ModelName, service: ServiceDep) -> JSONResponse:
         return model_ready(service, name, None)
 
-    @router.get("/models/{name}/versions/{version}/ready", summary="Model readiness (version 1)")
+    @router.get(
+        "/models/{name}/versions/{version}/ready",
+        summary="Model readiness (version 1)",
+        responses=model_errors,
+    )
     async def ready_version(name: ModelName, version: ModelVersion, service: ServiceDep) -> JSONResponse:
         return model_ready(service, name, version)
 

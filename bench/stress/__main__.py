@@ -63,7 +63,9 @@ async def run_all(
             rows.append(await scenarios.disconnect_storm(server, profile, traffic))
         if "generated" in only:
             log("generated requests: schemathesis")
-            rows.append(await schemathesis(server.url, profile.schemathesis_examples, work))
+            served = [p.name for p in models.iterdir() if (p / "manifest.json").is_file()]
+            minimum = 1000 if profile.enforce_trends else 0
+            rows.append(await schemathesis(server.url, profile.schemathesis_examples, work, served, minimum))
     if "sigterm" in only:
         log("SIGTERM under load")
         with run_server(models, work, env=SERVER_ENV, timeout=300) as server:

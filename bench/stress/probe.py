@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -16,16 +17,23 @@ import aiohttp
 class ProcessSample:
     at: float
     rss_mb: float
-    open_files: int
+    open_files: int  # descriptors that are not sockets (connections come and go with the load)
     threads: int
+    sockets: int
 
 
 def sample_process(pid: int) -> ProcessSample:
     status = Path(f"/proc/{pid}/status").read_text()
     rss_kb = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
     threads = int(re.search(r"Threads:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-    open_files = len(list(Path(f"/proc/{pid}/fd").iterdir()))
-    return ProcessSample(time.monotonic(), rss_kb / 1024, open_files, threads)
+    targets = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except OSError:  # closed between the listing and the read
+            continue
+    sockets = sum(1 for target in targets if target.startswith("socket:"))
+    return ProcessSample(time.monotonic(), rss_kb / 1024, len(targets) - sockets, threads, sockets)
 
 
 def metric_values(text: str, name: str) -> dict[str, float]:
