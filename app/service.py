@@ -50,6 +50,9 @@ from app.tasks.base import EncodedItem, InvalidInput, ItemOutputs, ModelContext,
 
 log = logging.getLogger("bertserve.service")
 
+CPU_BATCH_TOKENS = 2048
+"""The padded-token budget of a CPU batch when none is configured (16384 is the CUDA default)."""
+
 
 @dataclass
 class ModelSlot:
@@ -115,6 +118,10 @@ class Service:
                     f" (tasks: {', '.join(TASKS)})"
                 )
             limits = self.settings.limits_for(slot.name)
+            if loaded.onnx.device == "cpu" and "max_batch_tokens" not in limits.model_fields_set:
+                # On CPU a big batch is no faster per token, and it holds the cores (the run gate)
+                # while every other model's queue ages: keep batches short unless told otherwise.
+                limits = limits.model_copy(update={"max_batch_tokens": CPU_BATCH_TOKENS})
             if loaded.onnx.cuda_graphs and limits.max_concurrent_batches != 1:
                 limits = limits.model_copy(update={"max_concurrent_batches": 1})
             if self.settings.warmup:

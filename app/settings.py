@@ -16,7 +16,10 @@ class BatchLimits(BaseModel):
 
     max_batch_size: int = Field(64, ge=1, description="most items in one batch")
     max_batch_tokens: int = Field(
-        16384, ge=1, description="padded token budget of a batch: longest item x items"
+        16384,
+        ge=1,
+        description="padded token budget of a batch: longest item x items "
+        "(on CPU 2048 unless set: big batches are no faster there and hold the cores)",
     )
     max_delay_ms: float = Field(5.0, ge=0, description="longest the oldest queued item waits for companions")
     max_padding_ratio: float = Field(
