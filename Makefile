@@ -54,8 +54,8 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP) ## throughput and latency: server vs raw ONNX Runtime vs naive pipeline, one run
-	$(PY) -m bench
+bench: $(STAMP) ## throughput and latency: server vs the best in-process engine and the HTTP floor (a few minutes)
+	BERTSERVE_DATA_DIR=$(DATA_DIR) $(PY) -m bench
 
 STRESS_ARGS ?=
 stress: models ## soak, overload, SIGTERM, disconnects, faults, generated requests on the demo heads (~1 h)
