@@ -81,6 +81,10 @@ class BatchRunner(Protocol[PayloadT_contra, PreparedT, OutputT_co]):
     def run(self, batch: PreparedT) -> Sequence[OutputT_co]: ...
 
 
+# A runner may also offer `saturated() -> bool`: True while a batch formed now could not start
+# (e.g. a run gate shared with other models is full); the batcher then waits for companions.
+
+
 @dataclass(frozen=True)
 class BatchReport:
     """What happened to one batch, for metrics."""
@@ -466,8 +470,12 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         )
 
     def _waiting_pays(self, wait_s: float) -> bool:
-        """Wait for companions only while every runner is busy, or if one should come in `wait_s`."""
+        """Wait for companions only while the batch could not start anyway (every runner busy, or
+        the runner's shared engine saturated by other models), or if one should come in `wait_s`."""
         if self.limits.always_wait or self._in_flight >= self.limits.max_concurrent_batches:
+            return True
+        saturated = getattr(self._runner, "saturated", None)
+        if saturated is not None and saturated():
             return True
         return self.arrivals.per_second(self._clock()) * wait_s >= 1.0
 

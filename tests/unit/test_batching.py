@@ -341,3 +341,24 @@ async def test_always_wait_keeps_a_lone_item_for_the_delay() -> None:
     assert done.outputs == ["out-a"]
     assert time.monotonic() - begin >= 0.05
     await batcher.close()
+
+
+@dataclass
+class SharedEngineRunner(FakeRunner):
+    """A runner whose engine another model holds (a full shared run gate) until released."""
+
+    held: bool = True
+
+    def saturated(self) -> bool:
+        return self.held
+
+
+async def test_a_lone_item_waits_while_the_shared_engine_is_saturated() -> None:
+    runner = SharedEngineRunner()
+    batcher = await started(runner, limits(max_batch_size=8, max_delay_ms=100))
+    first = asyncio.ensure_future(batcher.submit(item("a"), 5.0))
+    await asyncio.sleep(0.03)
+    second = asyncio.ensure_future(batcher.submit(item("b"), 5.0))
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=3.0)
+    assert runner.batches == [["a", "b"]]  # the batch could not have started: it waited for "b"
+    await batcher.close()
