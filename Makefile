@@ -11,6 +11,7 @@ MODELS_DIR ?= models
 DEMO_DIR ?= demo
 DATA_DIR ?= ../shared/data
 PRECISIONS ?= fp32,fp16,int8
+INT8_CHOICE ?= fastest
 HOST ?= 0.0.0.0
 PORT ?= 8000
 PYTEST_ARGS ?=
@@ -33,7 +34,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install the project (RUNTIME=cpu|gpu)
 
 models: $(STAMP) ## export every demo checkpoint under demo/ into the model repository
-	$(PY) -m export.repository --demo-dir $(DEMO_DIR) --out $(MODELS_DIR) --precisions $(PRECISIONS)
+	$(PY) -m export.repository --demo-dir $(DEMO_DIR) --out $(MODELS_DIR) --precisions $(PRECISIONS) --int8-choice $(INT8_CHOICE)
 
 serve: models ## the main job: install, build the model repository, serve on $(PORT)
 	BERTSERVE_MODEL_DIR=$(MODELS_DIR) BERTSERVE_HOST=$(HOST) BERTSERVE_PORT=$(PORT) $(PY) -m app
@@ -53,8 +54,8 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP) ## throughput and latency: server vs raw ONNX Runtime vs naive pipeline, one run
-	$(PY) -m bench
+bench: $(STAMP) ## throughput and latency: server vs the best in-process engine and the HTTP floor (a few minutes)
+	BERTSERVE_DATA_DIR=$(DATA_DIR) $(PY) -m bench
 
 STRESS_ARGS ?=
 stress: models ## soak, overload, SIGTERM, disconnects, faults, generated requests on the demo heads (~1 h)

@@ -5,7 +5,10 @@ or onnxruntime: an injected runner pads a batch (`prepare`, cheap, on the event 
 (`run`, in a runner thread), so the event loop never blocks on inference.
 
 A batch closes when it is full (`max_batch_size` items, or `max_batch_tokens` padded tokens), or
-when its oldest item has waited `max_delay_ms`. While a batch runs, the next one is formed and
+when its oldest item has waited `max_delay_ms`; but the batcher waits for companions only when
+waiting pays: while every runner thread is busy (the next batch fills up anyway), or when the
+arrival rate it observes says a companion comes within the delay. A lone request on an idle model
+runs at once. While a batch runs, the next one is formed and
 padded and waits in a hand-off slot; a runner thread starts it the moment the current one ends,
 without a round trip through a busy event loop. Items are grouped by length around the oldest
 one, within a padding budget (`max_padding_ratio`), so batches pad little and nobody starves.
@@ -76,6 +79,10 @@ class BatchRunner(Protocol[PayloadT_contra, PreparedT, OutputT_co]):
     def prepare(self, payloads: Sequence[PayloadT_contra]) -> PreparedT: ...
 
     def run(self, batch: PreparedT) -> Sequence[OutputT_co]: ...
+
+
+# A runner may also offer `saturated() -> bool`: True while a batch formed now could not start
+# (e.g. a run gate shared with other models is full); the batcher then waits for companions.
 
 
 @dataclass(frozen=True)
@@ -209,6 +216,44 @@ def choose_window(
     return lo, hi
 
 
+class ArrivalRate:
+    """Requests per second that arrive while the model has work (queued or running).
+
+    Counted only over the time the model is busy, so that a client that sends one request after
+    another (whose next request never arrives while its last one is pending) shows no companions,
+    and a lone request is not kept waiting for itself. Each busy period is folded into decaying
+    sums when it ends, so the estimate follows the load within a few busy periods.
+    """
+
+    def __init__(self, decay: float = 0.8) -> None:
+        self._decay = decay
+        self._arrivals = 0.0  # decayed count of arrivals that found the model busy
+        self._seconds = 0.0  # decayed busy time
+        self._busy_since: float | None = None
+        self._current = 0  # arrivals in the busy period under way
+
+    def arrive(self, now: float, *, busy: bool) -> None:
+        if self._busy_since is None:
+            self._busy_since = now
+        elif busy:
+            self._current += 1
+
+    def idle(self, now: float) -> None:
+        """The model has nothing queued or running any more: the busy period ends."""
+        if self._busy_since is None:
+            return
+        self._arrivals = self._arrivals * self._decay + self._current
+        self._seconds = self._seconds * self._decay + max(0.0, now - self._busy_since)
+        self._busy_since, self._current = None, 0
+
+    def per_second(self, now: float) -> float:
+        seconds, arrivals = self._seconds, self._arrivals
+        if self._busy_since is not None:
+            seconds += max(0.0, now - self._busy_since)
+            arrivals += self._current
+        return arrivals / seconds if seconds > 0 else 0.0
+
+
 class DynamicBatcher(Generic[PayloadT, OutputT]):
     """One per model: queues items, forms batches, hands them to runner threads.
 
@@ -253,6 +298,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         self.restarts = 0
         self.tokens_per_second = 0.0  # padded tokens the model runs per second (EWMA), 0 = unknown
         self._oldest_enqueued = 0.0  # when the oldest queued item arrived (kept by the loop)
+        self.arrivals = ArrivalRate()
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -320,6 +366,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         ]
         if not self._queue:
             self._oldest_enqueued = now
+        self.arrivals.arrive(now, busy=self.busy)
         for item in pending:
             self._queue.add(item)
         self._report_depth()
@@ -388,12 +435,14 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
     async def _batch_loop(self) -> None:
         while True:
             self._drop_dead_items()
+            if not self.busy:
+                self.arrivals.idle(self._clock())
             if not self._queue or self._handoff.full():
                 await self._wait_for_change(None)
                 continue
             if not self._is_full():
                 wait_s = self._delay_left()
-                if wait_s > 0:
+                if wait_s > 0 and self._waiting_pays(wait_s):
                     await self._wait_for_change(wait_s)
                     continue
             batch = self._take_batch()
@@ -419,6 +468,16 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
             len(self._queue) >= self.limits.max_batch_size
             or self._queue.tokens >= self.limits.max_batch_tokens
         )
+
+    def _waiting_pays(self, wait_s: float) -> bool:
+        """Wait for companions only while the batch could not start anyway (every runner busy, or
+        the runner's shared engine saturated by other models), or if one should come in `wait_s`."""
+        if self.limits.always_wait or self._in_flight >= self.limits.max_concurrent_batches:
+            return True
+        saturated = getattr(self._runner, "saturated", None)
+        if saturated is not None and saturated():
+            return True
+        return self.arrivals.per_second(self._clock()) * wait_s >= 1.0
 
     def _delay_left(self) -> float:
         oldest = self._queue.by_length[self._queue.oldest_index()]
@@ -542,6 +601,8 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         """On the event loop: resolve the batch's futures and report it."""
         self._in_flight -= 1
         self._wakeup.set()
+        if not self.busy:
+            self.arrivals.idle(self._clock())
         batch = handed.items
         if outputs is None:
             reasons: dict[str, int] = {}

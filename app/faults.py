@@ -43,6 +43,10 @@ class FaultyRunner:
             raise InjectedFault("injected fault while padding (BERTSERVE_FAULTS)")
         return self._runner.prepare(payloads)
 
+    def saturated(self) -> bool:
+        saturated = getattr(self._runner, "saturated", None)
+        return bool(saturated()) if saturated is not None else False
+
     def run(self, batch: Any) -> Sequence[Any]:
         with self._lock:
             number = next(self._runs)

@@ -21,7 +21,17 @@ class BatchLimits(BaseModel):
         description="padded token budget of a batch: longest item x items "
         "(on CPU 2048 unless set: big batches are no faster there and hold the cores)",
     )
-    max_delay_ms: float = Field(5.0, ge=0, description="longest the oldest queued item waits for companions")
+    max_delay_ms: float = Field(
+        5.0,
+        ge=0,
+        description="longest the oldest queued item waits for companions, when waiting pays: while "
+        "the runners are busy, or when the observed arrival rate says one comes within the delay",
+    )
+    always_wait: bool = Field(
+        False,
+        description="wait max_delay_ms for companions even on an idle model with no arrivals expected "
+        "(fixed-delay batching: more items per batch at low load, a lone request pays the delay)",
+    )
     max_padding_ratio: float = Field(
         0.1,
         ge=0,

@@ -7,6 +7,7 @@ at 64 connections and the client, not the server, becomes what is measured.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass
@@ -40,8 +41,12 @@ async def drive(
     seconds: float,
     texts_per_request: int = 1,
     warmup_s: float = 2.0,
+    get: bool = False,
 ) -> LoadResult:
-    """Drive `url + path` for `seconds` (after `warmup_s` unmeasured) with `clients` concurrent clients."""
+    """Drive `url + path` for `seconds` (after `warmup_s` unmeasured) with `clients` concurrent clients;
+    what completes within those seconds counts, however long ago it was sent.
+
+    With `get`, each request is a GET of `path` (the HTTP floor: a route that does no work)."""
     cursor = itertools.count()
     latencies: list[float] = []
     counts = {"requests": 0, "sequences": 0, "errors": 0}
@@ -56,13 +61,14 @@ async def drive(
             body = {"inputs": batch if texts_per_request > 1 else batch[0]}
             sent = time.perf_counter()
             try:
-                async with session.post(path, json=body) as response:
+                request = session.get(path) if get else session.post(path, json=body)
+                async with request as response:
                     await response.read()
                     ok = response.status == 200
             except aiohttp.ClientError:
                 ok = False
             done = time.perf_counter()
-            if sent >= measure_from and done <= stop_at:
+            if measure_from <= done <= stop_at:  # completions in the window: steady-state throughput
                 counts["requests"] += 1
                 if ok:
                     counts["sequences"] += texts_per_request
@@ -73,5 +79,8 @@ async def drive(
     connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as session:
-        await asyncio.gather(*(client_loop(session) for _ in range(clients)))
+        clients_done = asyncio.gather(*(client_loop(session) for _ in range(clients)))
+        # requests still out at the end are abandoned, not awaited (the server drops their items)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(clients_done, timeout=stop_at - time.perf_counter() + 0.1)
     return LoadResult(counts["requests"], counts["sequences"], counts["errors"], seconds, latencies)

@@ -48,6 +48,13 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--name", help="model name in the manifest (default: the --out folder name)")
     cli.add_argument("--force", action="store_true", help="replace an existing --out")
     cli.add_argument("--strict", action="store_true", help="fail when any variant is over tolerance")
+    cli.add_argument(
+        "--int8-choice",
+        choices=["fastest", "accurate"],
+        default="fastest",
+        help="int8 graph to write among the candidates (fused/unfused, per tensor/channel, partial) "
+        "that pass parity: the fastest on this machine (default) or the most accurate",
+    )
     for precision in PRECISIONS:
         default = DEFAULT_TOLERANCES[precision]
         cli.add_argument(
@@ -105,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=_print,
             tolerances=tolerances(args),
             strict=args.strict,
+            int8_choice=args.int8_choice,
         )
     except ExportError as error:
         _print(f"error: {error}")

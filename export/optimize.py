@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,9 +53,18 @@ def to_fp16(fused: Path, dst: Path) -> GraphStats:
     return graph_stats(dst)
 
 
-def to_int8(fused: Path, dst: Path, *, per_channel: bool) -> GraphStats:
+def to_int8(
+    src: Path,
+    dst: Path,
+    *,
+    per_channel: bool,
+    keep_fp32: Sequence[str] = (),
+    op_types: Sequence[str] | None = None,
+) -> GraphStats:
     """Dynamic int8 quantization of the weights (activations quantized at run time).
 
+    `src` is the fused or the plain (unfused) graph; `keep_fp32` names nodes left unquantized and
+    `op_types` limits which kinds of node are quantized (default: all that ONNX Runtime can).
     Per-channel weights use 7-bit range: u8 x s8 products then cannot saturate the 16-bit
     accumulators of AVX2 CPUs without VNNI (measured: full range per channel is the worst option there).
     """
@@ -63,14 +74,33 @@ def to_int8(fused: Path, dst: Path, *, per_channel: bool) -> GraphStats:
     try:
         with quiet(""):  # "Please consider to run pre-processing before quantization"
             quantize_dynamic(
-                fused,
+                src,
                 dst,
                 weight_type=QuantType.QInt8,
                 per_channel=per_channel,
                 reduce_range=per_channel,
+                nodes_to_exclude=list(keep_fp32),
+                op_types_to_quantize=list(op_types) if op_types else None,
                 # Shape inference cannot type the fused contrib ops' outputs without this.
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
     except Exception as error:
         raise ConversionError(f"int8 quantization failed: {error}") from error
     return graph_stats(dst)
+
+
+_LAYER = re.compile(r"layers?[._/](\d+)[./]")
+
+
+def sensitive_matmuls(path: Path, *, edge_layers: bool) -> list[str]:
+    """MatMul/Gemm nodes that partial quantization keeps in fp32: the task head's (outside the
+    encoder layers), and with `edge_layers` those of the first and last layer too."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    matmuls = [
+        (node.name, _LAYER.search(node.name)) for node in graph.node if node.op_type in ("MatMul", "Gemm")
+    ]
+    layers = [int(match.group(1)) for _, match in matmuls if match]
+    edges = {min(layers), max(layers)} if layers and edge_layers else set()
+    return [name for name, match in matmuls if match is None or int(match.group(1)) in edges]

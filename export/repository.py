@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -86,6 +87,7 @@ def build_repository(
     out: Path,
     precisions: Sequence[Precision] = PRECISIONS,
     progress: Callable[[str], None] = print,
+    int8_choice: Literal["fastest", "accurate"] = "fastest",
 ) -> RepositoryReport:
     """Export every demo checkpoint that is not up to date; failures are collected, not raised."""
     from export.pipeline import export_model
@@ -109,6 +111,7 @@ def build_repository(
                 force=True,
                 name=name,
                 progress=_prefixed(progress, name),
+                int8_choice=int8_choice,
             )
             report.exported.append(name)
         except ExportError as error:
@@ -127,6 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=list(PRECISIONS),
         help="variants for checkpoints whose bertserve.json does not say (default fp32,fp16,int8)",
     )
+    cli.add_argument(
+        "--int8-choice",
+        choices=["fastest", "accurate"],
+        default="fastest",
+        help="int8 graph to write among the candidates that pass parity (default fastest)",
+    )
     args = cli.parse_args(argv)
 
     def say(line: str) -> None:
@@ -135,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not checkpoints(args.demo_dir):
         say(f"no demo checkpoints yet in {args.demo_dir} (a subfolder with config.json and {SPEC_FILE})")
         return 0
-    report = build_repository(args.demo_dir, args.out, args.precisions, say)
+    report = build_repository(args.demo_dir, args.out, args.precisions, say, args.int8_choice)
     say(
         f"model repository {args.out}: {len(report.exported)} exported, {len(report.skipped)} up to date, "
         f"{len(report.failed)} failed"

@@ -30,6 +30,13 @@ class GatedRunner:
     def prepare(self, payloads: Sequence[Any]) -> Any:
         return self._runner.prepare(payloads)
 
+    def saturated(self) -> bool:
+        """Every permit is held (another model is running): a batch formed now would wait anyway."""
+        if self._gate.acquire(blocking=False):
+            self._gate.release()
+            return False
+        return True
+
     def run(self, batch: Any) -> Sequence[Any]:
         with self._gate:
             result: Sequence[Any] = self._runner.run(batch)

@@ -38,6 +38,20 @@ class Parity(_Strict):
     )
 
 
+class Int8Candidate(_Strict):
+    """One int8 graph the exporter built, timed and validated before choosing the one it wrote."""
+
+    name: str = Field(description="e.g. unfused-tensor, fused-channel, unfused-tensor-keep-head")
+    graph: Literal["fused", "unfused"] = Field(description="quantized from the fused or the plain export")
+    per_channel: bool
+    fp32_nodes: int = Field(0, description="MatMul/Gemm nodes kept in fp32 (partial quantization)")
+    sequences_per_second: float = Field(
+        description="CPU speed on length-sorted batches of 8 and 32 validation inputs (median of rounds)"
+    )
+    parity: Parity
+    chosen: bool = False
+
+
 class Variant(_Strict):
     """One ONNX file of the model at one precision."""
 
@@ -49,6 +63,12 @@ class Variant(_Strict):
     size_bytes: int
     sha256: str
     parity: Parity
+    sequences_per_second: float | None = Field(
+        default=None, description="CPU speed measured at export (fp32, int8), as for the int8 candidates"
+    )
+    candidates: list[Int8Candidate] = Field(
+        default_factory=list, description="int8: every graph tried, with its speed and parity"
+    )
 
 
 class Source(_Strict):

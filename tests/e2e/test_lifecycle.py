@@ -47,7 +47,12 @@ async def test_a_full_queue_answers_429_and_loses_nothing_it_accepted(
 
 
 def test_a_request_past_its_deadline_gets_504(tiny_models: Path, tmp_path: Path) -> None:
-    env = {**ONE_MODEL, "BERTSERVE_REQUEST_TIMEOUT_S": "0.05", "BERTSERVE_BATCH__MAX_DELAY_MS": "400"}
+    env = {
+        **ONE_MODEL,
+        "BERTSERVE_REQUEST_TIMEOUT_S": "0.05",
+        "BERTSERVE_BATCH__MAX_DELAY_MS": "400",
+        "BERTSERVE_BATCH__ALWAYS_WAIT": "true",
+    }
     with run_server(tiny_models, tmp_path, env=env) as server:
         response = httpx.post(f"{server.url}/classify", json={"inputs": "slow"})
         assert response.status_code == 504
@@ -71,7 +76,12 @@ def test_an_api_key_protects_inference_but_not_probes(tiny_models: Path, tmp_pat
 
 
 async def test_sigterm_finishes_accepted_requests_then_exits(tiny_models: Path, tmp_path: Path) -> None:
-    env = {**ONE_MODEL, "BERTSERVE_BATCH__MAX_DELAY_MS": "300", "BERTSERVE_BATCH__MAX_BATCH_SIZE": "64"}
+    env = {
+        **ONE_MODEL,
+        "BERTSERVE_BATCH__MAX_DELAY_MS": "300",
+        "BERTSERVE_BATCH__MAX_BATCH_SIZE": "64",
+        "BERTSERVE_BATCH__ALWAYS_WAIT": "true",
+    }
     with run_server(tiny_models, tmp_path, env=env) as server:
         in_flight = asyncio.ensure_future(flood(server.url, 20, {"inputs": "held in the queue for a while"}))
         async with httpx.AsyncClient(base_url=server.url) as probe:

@@ -143,6 +143,7 @@ async def test_a_drain_timeout_under_a_second_is_kept(tiny_models: Path, tmp_pat
         "BERTSERVE_PRECISION": "fp32",
         "BERTSERVE_DRAIN_TIMEOUT_S": "0.5",
         "BERTSERVE_BATCH__MAX_DELAY_MS": "8000",  # a lone request waits 8 s for companions
+        "BERTSERVE_BATCH__ALWAYS_WAIT": "true",
         "BERTSERVE_BATCH__MAX_BATCH_SIZE": "64",
     }
     with run_server(tiny_models, tmp_path, env=env) as server:

@@ -22,3 +22,23 @@ def test_engine_benchmark_runs_every_engine(tmp_path: Path) -> None:
     assert set(summary["best_seq_per_s"]) == {"ort-fused", "ort-unfused", "torch-sdpa"}
     assert {t["batch"] for t in summary["timings"]} == {1, 2}
     assert all(t["seq_per_s"] > 0 for t in summary["timings"])
+
+
+def test_ceiling_engines_tokenize_and_run_length_sorted_batches(tiny_models: Path) -> None:
+    from app.runtime.manifest import TOKENIZER_FILE, Manifest
+    from bench.ceiling import Engine, engine_speeds, single_text_ms
+    from bench.corpus import mixed_lengths
+
+    folder = tiny_models / "tiny-classify"
+    manifest = Manifest.read(folder)
+    engines = {
+        v.precision: Engine(folder / v.file, folder / TOKENIZER_FILE, manifest.max_length)
+        for v in manifest.variants
+        if v.precision in ("fp32", "int8")
+    }
+    texts = mixed_lengths(40)
+    assert all(5 <= len(text.split()) <= 60 for text in texts)
+    speeds = engine_speeds(engines, texts, batch_sizes=(8, 32), rounds=1)
+    assert {(s.engine, s.batch_size) for s in speeds} == {(e, b) for e in engines for b in (8, 32)}
+    assert all(s.seq_per_s > 0 for s in speeds)
+    assert single_text_ms(engines["int8"], texts[:4]) > 0

@@ -11,10 +11,10 @@ import onnxruntime as ort
 import pytest
 from tokenizers import Tokenizer
 
-from app.runtime.manifest import Manifest
+from app.runtime.manifest import Manifest, Variant
 from export.checkpoint import fingerprint
 from export.fusion import fused_op_counts, missing_fusions
-from tests.conftest import TASKS
+from tests.conftest import TASKS, TINY_TOLERANCES
 from tests.tiny import CLASSIFY_LABELS, NER_LABELS, PAIR_LABELS
 
 FUSED_FP = {"Attention": 2, "BiasGelu": 2, "EmbedLayerNormalization": 1, "SkipLayerNormalization": 4}
@@ -34,9 +34,40 @@ def test_every_variant_is_fully_fused(tiny_models: Path, task: str) -> None:
         graph = onnx.load(str(tiny_models / f"tiny-{task}" / variant.file)).graph
         assert fused_op_counts((n.op_type, n.domain) for n in graph.node) == variant.fused_ops
         assert variant.node_count == len(graph.node)
+        if quantized_from(variant) == "unfused":  # the plain export, quantized: nothing to fuse
+            assert not {"Attention", "QAttention"} & set(variant.fused_ops)
+            continue
         assert missing_fusions(variant.fused_ops, manifest.num_layers) == []
         expected = FUSED_INT8 if variant.precision == "int8" else FUSED_FP
         assert {op: variant.fused_ops.get(op) for op in expected} == expected, variant.precision
+
+
+def quantized_from(variant: Variant) -> str:
+    """The graph an int8 variant was quantized from ("fused" or "unfused"); "" for the others."""
+    chosen = [candidate for candidate in variant.candidates if candidate.chosen]
+    return chosen[0].graph if chosen else ""
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_int8_is_the_fastest_passing_candidate_with_every_candidates_figures(
+    tiny_models: Path, task: str
+) -> None:
+    manifest = read(tiny_models, task)
+    int8 = manifest.variant("int8")
+    assert int8 is not None
+    names = {candidate.name for candidate in int8.candidates}
+    assert {"fused-tensor", "fused-channel", "unfused-tensor", "unfused-channel"} <= names
+    assert all(candidate.sequences_per_second > 0 for candidate in int8.candidates)
+    assert all(candidate.parity.samples == int8.parity.samples for candidate in int8.candidates)
+    (chosen,) = [candidate for candidate in int8.candidates if candidate.chosen]
+    assert chosen.parity == int8.parity and chosen.parity.passed
+    assert int8.sequences_per_second == chosen.sequences_per_second
+    passing = [candidate for candidate in int8.candidates if candidate.parity.passed]
+    assert chosen.sequences_per_second == max(candidate.sequences_per_second for candidate in passing)
+    fp32 = manifest.variant("fp32")
+    assert fp32 is not None and fp32.sequences_per_second and fp32.sequences_per_second > 0
+    fp16 = manifest.variant("fp16")
+    assert fp16 is not None and not fp16.candidates
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -127,3 +158,37 @@ def test_tokenizer_json_is_saved_without_truncation_or_padding(tiny_models: Path
     encoding = Tokenizer.from_file(str(path)).encode(long_text)
     assert len(encoding.ids) == 60 * 4 + 2  # not cut at 128, not padded
     assert encoding.ids[0] == 101 and encoding.ids[-1] == 102
+
+
+def test_int8_choice_accurate_and_partial_quantization(
+    tiny_checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    from export.pipeline import export_model
+    from export.tolerances import Tolerance
+
+    checkpoint = str(tiny_checkpoints["classify"])
+    accurate = export_model(
+        checkpoint,
+        "classify",
+        tmp_path / "accurate",
+        precisions=("fp32", "int8"),
+        tolerances=TINY_TOLERANCES,
+        int8_choice="accurate",
+    )
+    (chosen,) = [c for c in accurate.variants[-1].candidates if c.chosen]
+    passing = [c for c in accurate.variants[-1].candidates if c.parity.passed]
+    assert chosen.parity.passed
+    assert chosen.parity.decision_agreement == max(c.parity.decision_agreement for c in passing)
+    # nothing can pass a bound of 0: partial quantization is tried too, and the most accurate is
+    # written, marked refused (the server skips it)
+    impossible = {**TINY_TOLERANCES, "int8": Tolerance(atol=0.0, rtol=0.0, min_agreement=1.0)}
+    refused = export_model(
+        checkpoint, "classify", tmp_path / "refused", precisions=("fp32", "int8"), tolerances=impossible
+    )
+    int8 = refused.variants[-1]
+    assert int8.precision == "int8" and not int8.parity.passed
+    partial = [c for c in int8.candidates if c.fp32_nodes]
+    assert [c.name for c in partial] == ["unfused-channel-keep-head", "unfused-channel-keep-head-edges"]
+    assert 0 < partial[0].fp32_nodes < partial[1].fp32_nodes
+    (written,) = [c for c in int8.candidates if c.chosen]
+    assert written.parity == int8.parity

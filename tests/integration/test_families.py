@@ -128,10 +128,12 @@ def test_export_fuses_what_the_architecture_table_says(family_models: Path, fami
     assert ("token_type_ids" in manifest.input_names) is with_types
     assert [v.precision for v in manifest.variants] == ["fp32", "int8"]
     for variant in manifest.variants:
+        assert variant.parity.passed, (variant.precision, variant.parity)
+        if any(c.chosen and c.graph == "unfused" for c in variant.candidates):
+            continue  # int8 of the plain export won on speed: the fusion check is the fused graph's
         assert missing_fusions(variant.fused_ops, manifest.num_layers, architecture.fusions) == []
         attention = variant.fused_ops.get("Attention", 0) + variant.fused_ops.get("QAttention", 0)
         assert attention == (2 if "Attention" in manifest.fusions else 0)
-        assert variant.parity.passed, (variant.precision, variant.parity)
     fp32 = manifest.variants[0].parity
     assert max(fp32.max_abs_diff.values()) < 1e-4 and fp32.decision_agreement == 1.0
     assert manifest.special_tokens["pad"] == manifest.pad_token_id

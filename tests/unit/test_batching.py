@@ -143,13 +143,54 @@ async def test_flushes_on_the_token_budget() -> None:
     await batcher.close()
 
 
-async def test_a_lone_item_waits_for_the_delay_then_runs() -> None:
+async def test_a_lone_item_on_an_idle_model_runs_at_once() -> None:
     runner = FakeRunner()
-    batcher = await started(runner, limits(max_batch_size=64, max_delay_ms=60))
-    begin = time.monotonic()
-    done = await asyncio.wait_for(batcher.submit(item("a"), 5.0), timeout=3.0)
-    assert done.outputs == ["out-a"]
-    assert time.monotonic() - begin >= 0.05
+    batcher = await started(runner, limits(max_batch_size=64, max_delay_ms=2_000))
+    for name in ("a", "b", "c"):  # one client, one request after another: never a companion
+        begin = time.monotonic()
+        done = await asyncio.wait_for(batcher.submit(item(name), 5.0), timeout=3.0)
+        assert done.outputs == [f"out-{name}"]
+        assert time.monotonic() - begin < 0.5
+    assert runner.batches == [["a"], ["b"], ["c"]]
+    await batcher.close()
+
+
+async def test_a_burst_while_a_batch_runs_waits_for_companions() -> None:
+    runner = FakeRunner()
+    runner.gate.clear()
+    batcher = await started(runner, limits(max_batch_size=8, max_delay_ms=200))
+    lone = asyncio.ensure_future(batcher.submit(item("lone"), 5.0))
+    await asyncio.sleep(0.02)
+    assert runner.events == ["prepare 1", "run 1 start"]  # not held back by the delay
+    burst = []
+    for i in range(4):  # hand-made arrivals, 10 ms apart, while the runner is busy
+        burst.append(asyncio.ensure_future(batcher.submit(item(f"b{i}"), 5.0)))
+        await asyncio.sleep(0.01)
+    runner.gate.set()
+    await asyncio.wait_for(asyncio.gather(lone, *burst), timeout=3.0)
+    assert runner.batches == [["lone"], ["b0", "b1", "b2", "b3"]]
+    await batcher.close()
+
+
+async def test_an_observed_arrival_rate_makes_the_idle_model_wait() -> None:
+    runner = FakeRunner()
+    runner.gate.clear()
+    batcher = await started(runner, limits(max_batch_size=8, max_delay_ms=300))
+    first = asyncio.ensure_future(batcher.submit(item("first"), 5.0))
+    await asyncio.sleep(0.01)
+    burst = []
+    for i in range(8):  # 8 arrivals in ~40 ms of busy time: ~200 per second
+        burst.append(asyncio.ensure_future(batcher.submit(item(f"b{i}"), 5.0)))
+        await asyncio.sleep(0.005)
+    runner.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, *burst), timeout=3.0)
+    assert batcher.arrivals.per_second(time.monotonic()) > 10
+    # the model is idle now, but companions are expected within the delay: two arrivals 20 ms apart
+    pair = [asyncio.ensure_future(batcher.submit(item("p0"), 5.0))]
+    await asyncio.sleep(0.02)
+    pair.append(asyncio.ensure_future(batcher.submit(item("p1"), 5.0)))
+    await asyncio.wait_for(asyncio.gather(*pair), timeout=3.0)
+    assert runner.batches[-1] == ["p0", "p1"]
     await batcher.close()
 
 
@@ -290,3 +331,34 @@ def test_window_stops_before_padding_gets_too_high() -> None:
     assert choose_window(lengths, anchor=0, max_size=8, max_tokens=10_000, max_padding=0.25) == (0, 2)
     assert choose_window(lengths, anchor=4, max_size=8, max_tokens=10_000, max_padding=0.2) == (3, 4)
     assert choose_window(lengths, anchor=0, max_size=8, max_tokens=10_000, max_padding=1.0) == (0, 4)
+
+
+async def test_always_wait_keeps_a_lone_item_for_the_delay() -> None:
+    runner = FakeRunner()
+    batcher = await started(runner, limits(max_batch_size=64, max_delay_ms=60, always_wait=True))
+    begin = time.monotonic()
+    done = await asyncio.wait_for(batcher.submit(item("a"), 5.0), timeout=3.0)
+    assert done.outputs == ["out-a"]
+    assert time.monotonic() - begin >= 0.05
+    await batcher.close()
+
+
+@dataclass
+class SharedEngineRunner(FakeRunner):
+    """A runner whose engine another model holds (a full shared run gate) until released."""
+
+    held: bool = True
+
+    def saturated(self) -> bool:
+        return self.held
+
+
+async def test_a_lone_item_waits_while_the_shared_engine_is_saturated() -> None:
+    runner = SharedEngineRunner()
+    batcher = await started(runner, limits(max_batch_size=8, max_delay_ms=100))
+    first = asyncio.ensure_future(batcher.submit(item("a"), 5.0))
+    await asyncio.sleep(0.03)
+    second = asyncio.ensure_future(batcher.submit(item("b"), 5.0))
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=3.0)
+    assert runner.batches == [["a", "b"]]  # the batch could not have started: it waited for "b"
+    await batcher.close()

@@ -1,0 +1,66 @@
+"""CPU speed of candidate graphs: length-sorted batches of the validation inputs, timed in turns."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from export.validate import Batch
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+Feeds = dict[str, npt.NDArray[np.int64]]
+BATCH_SIZES = (8, 32)
+LONGEST = 128  # tokens: serving lengths; the max-length validation input is there for parity only
+ROWS = 32
+
+
+def timing_batches(batches: Sequence[Batch], sizes: Sequence[int] = BATCH_SIZES) -> list[Feeds]:
+    """The validation inputs of serving lengths, unpadded, repeated to `ROWS`, sorted by length and
+    re-batched at each of `sizes`."""
+    every: list[Feeds] = []
+    for batch in batches:
+        for index, length in enumerate(batch.real.sum(axis=1)):
+            every.append({name: value[index, : int(length)] for name, value in batch.feeds.items()})
+    rows = [row for row in every if len(row["input_ids"]) <= LONGEST] or every
+    rows = [rows[index % len(rows)] for index in range(max(ROWS, len(rows)))]
+    rows.sort(key=lambda row: len(row["input_ids"]))
+    feeds = []
+    for size in sizes:
+        for start in range(0, len(rows), size):
+            feeds.append(_pad(rows[start : start + size]))
+    return feeds
+
+
+def _pad(rows: Sequence[Feeds]) -> Feeds:
+    longest = max(len(row["input_ids"]) for row in rows)
+    padded = {}
+    for name in rows[0]:
+        array = np.zeros((len(rows), longest), dtype=np.int64)
+        for index, row in enumerate(rows):
+            array[index, : len(row[name])] = row[name]
+        padded[name] = array
+    return padded
+
+
+def sequences_per_second(
+    sessions: Mapping[str, ort.InferenceSession], feeds: Sequence[Feeds], *, rounds: int = 3
+) -> dict[str, float]:
+    """Median sequences per second of each session over `rounds`, the sessions taking turns in each
+    round (so a noisy neighbour on the machine slows all of them alike), after one warm-up pass."""
+    sequences = sum(len(batch["input_ids"]) for batch in feeds)
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for round_index in range(rounds + 1):
+        for name, session in sessions.items():
+            started = time.perf_counter()
+            for batch in feeds:
+                session.run(None, batch)
+            if round_index:  # the first round warms up
+                times[name].append(time.perf_counter() - started)
+    return {name: sequences / statistics.median(spent) for name, spent in times.items()}
