@@ -133,7 +133,7 @@ class Settings(BaseSettings):
         1024, ge=1, description="requests in progress beyond which new ones get 503"
     )
     inflight_horizon_s: float = Field(
-        4.0,
+        2.0,
         ge=0,
         description="while the server answers slowly, in-flight requests are capped at what it answered "
         "per second (last 5 s) x this (at least 128): new ones get 503 before their body is read; 0 = off",
