@@ -205,6 +205,9 @@ class OnnxModel:
         shapes = {(1, 16), (1, min(128, self.max_length)), (1, self.max_length)}
         rows = max(1, min(max_batch, max_tokens // 128))
         shapes.add((rows, min(128, self.max_length)))
+        # The costliest batch the budget allows (longest sequences: attention grows with the square),
+        # so the memory arena reaches its peak before ready, not hours later under traffic.
+        shapes.add((max(1, min(max_batch, max_tokens // self.max_length)), self.max_length))
         return sorted(shapes)
 
     def warmup(self, max_batch: int, max_tokens: int) -> int:

@@ -127,6 +127,13 @@ def test_warmup_runs_every_bucket_within_budget(probe_path: Path) -> None:
     assert (4, 32) not in model.warmup_shapes(4, 64)
 
 
+def test_warmup_reaches_the_costliest_batch_the_budget_allows(probe_path: Path) -> None:
+    model = OnnxModel(session(probe_path), pad_token_id=0, max_length=32)
+    shapes = model.warmup_shapes(max_batch=64, max_tokens=128)
+    assert (4, 32) in shapes  # 128 tokens of the longest sequences: the memory arena's peak
+    assert all(rows * length <= 128 or rows == 1 for rows, length in shapes)
+
+
 def test_bucket_shapes_round_up_and_keep_the_limits() -> None:
     buckets = ShapeBuckets.build([1, 2, 4, 8, 128], [16, 64, 128, 1024], max_batch=32, max_length=512)
     assert buckets.batch_sizes == (1, 2, 4, 8, 32)
