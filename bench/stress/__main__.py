@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import tempfile
@@ -85,6 +86,7 @@ def main() -> None:
         "--work", type=Path, default=None, help="folder for server logs (default: a temp dir)"
     )
     parser.add_argument("--json-out", type=Path, default=None, help="also write the JSON figures here")
+    parser.add_argument("--soak-requests", type=int, default=None, help="override the profile's soak length")
     args = parser.parse_args()
     only = set(args.only.split(","))
     unknown = only - set(SCENARIOS)
@@ -95,7 +97,10 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bertserve-stress-"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    rows, meta = asyncio.run(run_all(args.models, PROFILES[args.profile], only, work))
+    profile = PROFILES[args.profile]
+    if args.soak_requests is not None:
+        profile = dataclasses.replace(profile, soak_requests=args.soak_requests)
+    rows, meta = asyncio.run(run_all(args.models, profile, only, work))
     meta["seconds"] = round(time.monotonic() - started, 1)
     meta["work"] = str(work)
     print(table(rows))
