@@ -60,8 +60,9 @@ def session_options(settings: Settings, *, on_cuda: bool) -> ort.SessionOptions:
     # The CPU arena keeps each session's peak activations (the biggest warm-up or served batch)
     # for good: measured 1308 MB resident for the four demo heads with it, 367 MB without.
     options.enable_cpu_mem_arena = settings.cpu_mem_arena
-    if on_cuda:
-        options.enable_mem_pattern = False
+    # Memory patterns are planned and kept per input shape; dynamic batching makes a new shape of
+    # almost every batch, so the plans (and resident memory) grow for as long as traffic lasts.
+    options.enable_mem_pattern = False
     return options
 
 
