@@ -22,6 +22,7 @@ from app.batching import (
     NeverFits,
     QueueFull,
 )
+from app.contract.items import EncodedItem, ItemOutputs
 from app.errors import (
     Draining,
     InferenceFailed,
@@ -46,7 +47,7 @@ from app.runtime.repository import LoadedModel, discover, load_model
 from app.runtime.session import OnnxModel
 from app.settings import Settings
 from app.tasks import TASKS
-from app.tasks.base import EncodedItem, InvalidInput, ItemOutputs, ModelContext, Task
+from app.tasks.base import InvalidInput, ModelContext, Task
 
 log = logging.getLogger("bertserve.service")
 

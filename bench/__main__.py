@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from app.runtime.manifest import TOKENIZER_FILE, Manifest
+from app.contract.manifest import TOKENIZER_FILE, Manifest
 from bench.ceiling import Engine, engine_speeds, plain_int8, single_text_ms
 from bench.corpus import mixed_lengths, sentences
 from bench.load import LoadResult, drive

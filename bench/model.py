@@ -36,7 +36,7 @@ def synthetic_checkpoint() -> Path:
 
 def bench_model(checkpoint: Path | None, precision: str) -> tuple[Path, Path, str]:
     """(checkpoint, model repository, model name), exporting through the real pipeline when needed."""
-    from app.runtime.manifest import MANIFEST_FILE, Precision
+    from app.contract.manifest import MANIFEST_FILE, Precision
     from export.pipeline import export_model
 
     if checkpoint is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from app.runtime.manifest import Manifest, Precision
+from app.contract.manifest import Manifest, Precision
 from evaluation.heads import Target
 from evaluation.tasks import ModelInfo
 from export.repository import build_repository, up_to_date

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import get_args
 
-from app.runtime.manifest import Precision
+from app.contract.manifest import Precision
 from export.errors import ExportError
 from export.tasks import TASKS
 from export.tolerances import DEFAULT_TOLERANCES, Tolerance

@@ -13,9 +13,10 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.contract.manifest import BATCH_AXIS, SEQUENCE_AXIS
 from export.errors import ConversionError
 from export.logs import quiet
-from export.tasks import BATCH_AXIS, SEQUENCE_AXIS, TaskSpec
+from export.tasks import TaskSpec
 
 if TYPE_CHECKING:
     import torch

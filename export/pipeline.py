@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-from app.runtime.checksum import sha256_of
-from app.runtime.manifest import (
+from app.contract.checksum import sha256_of
+from app.contract.manifest import (
     TOKENIZER_FILE,
     Int8Candidate,
     Manifest,

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from app.runtime.manifest import Manifest, Precision, TaskName
+from app.contract.manifest import Manifest, Precision, TaskName
 from export.__main__ import PRECISIONS, precision_list
 from export.checkpoint import fingerprint
 from export.errors import ExportError, UsageError

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.runtime.manifest import TaskName
+from app.contract.manifest import TaskName
 from export.architectures import ARCHITECTURES, all_bare_encoders
-
-BATCH_AXIS = "batch"
-SEQUENCE_AXIS = "sequence"
 
 # Pretrained checkpoints without a fine-tuned head: any task accepts them, with a randomly
 # initialised head (useful to check fusion on a real encoder; the answers mean nothing).

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.runtime.manifest import Precision
+from app.contract.manifest import Precision
 
 
 @dataclass(frozen=True)

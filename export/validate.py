@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from app.runtime.manifest import Parity
+from app.contract.manifest import Parity
 from export import decisions, samples
 from export.errors import ConversionError, UsageError
 from export.tasks import TaskSpec

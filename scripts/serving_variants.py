@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.runtime.manifest import MANIFEST_FILE, Manifest
+from app.contract.manifest import MANIFEST_FILE, Manifest
 from app.runtime.repository import precision_order
 from app.settings import Settings
 

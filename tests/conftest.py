@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.runtime.manifest import Precision, TaskName
+from app.contract.manifest import Precision, TaskName
 from bench.process import RunningServer, run_server
 from export.tolerances import DEFAULT_TOLERANCES, Tolerance
 from tests.tiny import build_tiny_checkpoint

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from app.runtime.manifest import Manifest, Source
+from app.contract.items import EncodedItem, ItemOutputs
+from app.contract.manifest import Manifest, Source
 from app.runtime.tokenizer import TextEncoder
-from app.tasks.base import EncodedItem, ItemOutputs, ModelContext, Prepared, Task
+from app.tasks.base import ModelContext, Prepared, Task
 
 OUTPUT_NAMES = {
     "classify": ["logits"],

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from transformers import set_seed
 
-from app.runtime.checksum import sha256_of as sha256
+from app.contract.checksum import sha256_of as sha256
 from training.card import render_card
 from training.checkpoint import load_tokenizer, reload_fp32, save_checkpoint, write_json
 from training.config import DATA_DIR_ENV, TrainConfig, default_base_model

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from app.contract.checksum import sha256_of
+from app.contract.manifest import MANIFEST_FILE, Manifest, Precision, Variant
 from app.errors import ModelLoadError
 from app.runtime.buckets import ShapeBuckets
-from app.runtime.checksum import sha256_of
-from app.runtime.manifest import MANIFEST_FILE, Manifest, Precision, Variant
 from app.runtime.providers import CUDA, open_session
 from app.runtime.session import OnnxModel
 from app.runtime.tokenizer import TextEncoder

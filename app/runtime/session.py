@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime as ort
 
+from app.contract.items import EncodedItem, ItemOutputs
+from app.contract.manifest import SEQUENCE_AXIS
 from app.runtime.buckets import ShapeBuckets
-from app.tasks.base import EncodedItem, ItemOutputs
 
 log = logging.getLogger("bertserve.runtime")
-
-SEQUENCE_AXIS = "sequence"
 
 
 @dataclass

@@ -15,7 +15,8 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Encoding
 
-from app.tasks.base import EncodedItem, InvalidInput, ItemOutputs, ModelContext, Prepared, Task
+from app.contract.items import EncodedItem, ItemOutputs
+from app.tasks.base import InvalidInput, ModelContext, Prepared, Task
 from app.tasks.common import NonEmptyList, TaskRequest, TaskResponse, Text, as_list, mirror, regroup, softmax
 from app.tasks.ner_entities import (
     Entity,

@@ -15,7 +15,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Encoding
 
-from app.tasks.base import EncodedItem, InvalidInput, ItemOutputs, ModelContext, Prepared, Task
+from app.contract.items import EncodedItem, ItemOutputs
+from app.tasks.base import InvalidInput, ModelContext, Prepared, Task
 from app.tasks.common import NonEmptyList, TaskRequest, TaskResponse, Text, as_list, mirror, regroup
 from app.tasks.qa_spans import get_indices, select_starts_ends
 

@@ -13,8 +13,9 @@ from typing import Annotated, ClassVar, Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel, Field
 
-from app.runtime.manifest import Manifest
-from app.tasks.base import EncodedItem, InvalidInput, ItemOutputs, ModelContext, Prepared, Task
+from app.contract.items import EncodedItem, ItemOutputs
+from app.contract.manifest import Manifest
+from app.tasks.base import InvalidInput, ModelContext, Prepared, Task
 from app.tasks.common import TaskRequest, TaskResponse, mirror, sigmoid, softmax
 
 FunctionToApply = Literal["softmax", "sigmoid", "none"]

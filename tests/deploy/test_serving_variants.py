@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.runtime.manifest import Manifest
+from app.contract.manifest import Manifest
 from app.runtime.repository import load_model
 from app.settings import Settings
 from tests.deploy.tools import ROOT

@@ -25,7 +25,7 @@ def test_engine_benchmark_runs_every_engine(tmp_path: Path) -> None:
 
 
 def test_ceiling_engines_tokenize_and_run_length_sorted_batches(tiny_models: Path) -> None:
-    from app.runtime.manifest import TOKENIZER_FILE, Manifest
+    from app.contract.manifest import TOKENIZER_FILE, Manifest
     from bench.ceiling import Engine, engine_speeds, single_text_ms
     from bench.corpus import mixed_lengths
 

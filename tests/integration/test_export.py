@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from tokenizers import Tokenizer
 
-from app.runtime.manifest import Manifest, Variant
+from app.contract.manifest import Manifest, Variant
 from export.checkpoint import fingerprint
 from export.fusion import fused_op_counts, missing_fusions
 from tests.conftest import TASKS, TINY_TOLERANCES

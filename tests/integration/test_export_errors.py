@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.runtime.manifest import Manifest, Precision
+from app.contract.manifest import Manifest, Precision
 from export import errors
 from export.pipeline import export_model
 from export.tolerances import DEFAULT_TOLERANCES, Tolerance

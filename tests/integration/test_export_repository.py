@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.runtime.manifest import Manifest
+from app.contract.manifest import Manifest
 from export.repository import build_repository
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.runtime.manifest import Manifest
+from app.contract.manifest import Manifest
 from bench.process import RunningServer, run_server
 from export.architectures import ARCHITECTURES
 from export.fusion import missing_fusions

@@ -10,12 +10,12 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
+from app.contract.items import EncodedItem
 from app.errors import ModelLoadError
 from app.runtime.buckets import ShapeBuckets
 from app.runtime.providers import CPU, CUDA, open_session, wants_cuda
 from app.runtime.session import OnnxModel, pad_items
 from app.settings import Settings
-from app.tasks.base import EncodedItem
 
 
 def build_probe_model(path: Path) -> Path:

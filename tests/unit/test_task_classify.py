@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from app.runtime.manifest import Manifest
+from app.contract.manifest import Manifest
 from app.tasks.base import InvalidInput
 from app.tasks.classify import ClassifyRequest, ClassifyTask
 from app.tasks.pair import PairRequest, PairTask

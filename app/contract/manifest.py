@@ -11,6 +11,10 @@ MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
 FORMAT_VERSION = 1
 
+# The graph's dynamic axes: the exporter names them, the runtime finds token-level outputs by them.
+BATCH_AXIS = "batch"
+SEQUENCE_AXIS = "sequence"
+
 TaskName = Literal["classify", "pair", "qa", "ner"]
 Precision = Literal["fp32", "fp16", "int8"]
 

@@ -1,0 +1,50 @@
+"""The import direction, checked on the source: the contract imports nothing of app, the runtime
+knows no task and no HTTP, the tasks know no HTTP, batching or onnxruntime."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).resolve().parents[2] / "app"
+
+# folder under app/ -> module prefixes its files must not import
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "contract": ("app.runtime", "app.tasks", "app.api", "app.service", "app.batching", "app.settings"),
+    "runtime": ("app.tasks", "app.api", "app.service", "app.batching", "app.registry", "fastapi"),
+    "tasks": ("app.api", "app.service", "app.batching", "app.registry", "onnxruntime", "fastapi"),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (imports inside functions count too)."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+    return modules
+
+
+def violations(folder: str) -> list[str]:
+    banned = FORBIDDEN[folder]
+    found = []
+    for path in sorted((APP / folder).rglob("*.py")):
+        for module in sorted(imported_modules(path)):
+            if any(module == prefix or module.startswith(prefix + ".") for prefix in banned):
+                found.append(f"{path.relative_to(APP.parent)} imports {module}")
+    return found
+
+
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
+def test_imports_run_one_way(folder: str) -> None:
+    assert violations(folder) == []
+
+
+def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
+    source = tmp_path / "upward.py"
+    source.write_text("def f():\n    from app.tasks.base import Task\n    import app.api.v2\n")
+    assert imported_modules(source) >= {"app.tasks.base", "app.api.v2"}
