@@ -1,7 +1,7 @@
 """Dynamic batching: items in, futures out.
 
 The batcher knows only items with a token count and a future. It knows nothing of tasks, HTTP
-or onnxruntime: an injected runner pads a batch (`prepare`, cheap, on the event loop) and runs it
+or onnxruntime: an injected runner pads a batch (`pad`, cheap, on the event loop) and runs it
 (`run`, in a runner thread), so the event loop never blocks on inference.
 
 A batch closes when it is full (`max_batch_size` items, or `max_batch_tokens` padded tokens), or
@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from app.errors import DeadlineExceeded, QueueFull
 from app.settings import BatchLimits
 
 log = logging.getLogger("bertserve.batching")
@@ -36,16 +37,8 @@ PayloadT = TypeVar("PayloadT")
 OutputT = TypeVar("OutputT")
 
 
-class QueueFull(Exception):
-    """The queue cannot take the request's items now (429)."""
-
-
 class BatcherClosed(Exception):
     """The batcher is draining or stopped and takes no new work (503)."""
-
-
-class DeadlineExceeded(Exception):
-    """An item was still waiting when its deadline passed (504)."""
 
 
 class NeverFits(Exception):
@@ -61,8 +54,8 @@ class BatchFailed(Exception):
     """The batch an item was in failed to pad or run; only that batch's items get it (500)."""
 
 
-class PreparedBatch(Protocol):
-    """What a runner's `prepare` returns: opaque to the batcher but for its padded size."""
+class PaddedArrays(Protocol):
+    """What a runner's `pad` returns: opaque to the batcher but for its padded size."""
 
     @property
     def padded_tokens(self) -> int: ...
@@ -70,15 +63,15 @@ class PreparedBatch(Protocol):
 
 PayloadT_contra = TypeVar("PayloadT_contra", contravariant=True)
 OutputT_co = TypeVar("OutputT_co", covariant=True)
-PreparedT = TypeVar("PreparedT", bound=PreparedBatch)
+PaddedT = TypeVar("PaddedT", bound=PaddedArrays)
 
 
-class BatchRunner(Protocol[PayloadT_contra, PreparedT, OutputT_co]):
+class BatchRunner(Protocol[PayloadT_contra, PaddedT, OutputT_co]):
     """Pads and runs batches; both methods are called from worker threads."""
 
-    def prepare(self, payloads: Sequence[PayloadT_contra]) -> PreparedT: ...
+    def pad(self, payloads: Sequence[PayloadT_contra]) -> PaddedT: ...
 
-    def run(self, batch: PreparedT) -> Sequence[OutputT_co]: ...
+    def run(self, batch: PaddedT) -> Sequence[OutputT_co]: ...
 
 
 # A runner may also offer `saturated() -> bool`: True while a batch formed now could not start
@@ -152,7 +145,7 @@ class _Batch(Generic[PayloadT, OutputT]):
     """A formed batch: its items and the runner's padded arrays for them."""
 
     items: list[_Pending[PayloadT, OutputT]]
-    prepared: Any
+    padded: Any
 
 
 @dataclass
@@ -257,7 +250,7 @@ class ArrivalRate:
 class DynamicBatcher(Generic[PayloadT, OutputT]):
     """One per model: queues items, forms batches, hands them to runner threads.
 
-    Runner threads take prepared batches from a hand-off queue themselves, so a batch starts the
+    Runner threads take padded batches from a hand-off queue themselves, so a batch starts the
     moment the previous one ends, however busy the event loop is with HTTP at that moment.
 
     Supervised: a batch that fails to pad or run fails only its own items (`BatchFailed`); if the
@@ -283,7 +276,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         self._queue: _Queue[PayloadT, OutputT] = _Queue()
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
-        # One prepared batch may wait per runner thread: it starts as soon as a thread is free.
+        # One padded batch may wait per runner thread: it starts as soon as a thread is free.
         self._handoff: queue.Queue[_Batch[PayloadT, OutputT] | None] = queue.Queue(
             maxsize=limits.max_concurrent_batches
         )
@@ -447,14 +440,14 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
                     continue
             batch = self._take_batch()
             try:
-                prepared = self._runner.prepare([item.payload for item in batch])
+                padded = self._runner.pad([item.payload for item in batch])
             except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
                 raise
             except BaseException as error:  # only this batch's items learn of it
                 self._fail_batch(batch, error, "pad")
                 continue
             self._in_flight += 1
-            self._handoff.put_nowait(_Batch(batch, prepared))
+            self._handoff.put_nowait(_Batch(batch, padded))
 
     async def _wait_for_change(self, timeout_s: float | None) -> None:
         """Sleep until an item arrives, a runner takes a batch, or `timeout_s` passes."""
@@ -558,7 +551,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
                 handed = self._handoff.get()
                 if handed is None:
                     return
-                loop.call_soon_threadsafe(self._wakeup.set)  # room for the next prepared batch
+                loop.call_soon_threadsafe(self._wakeup.set)  # room for the next padded batch
                 outcome = self._run_one(handed)
                 try:
                     loop.call_soon_threadsafe(self._deliver, handed, *outcome)
@@ -580,7 +573,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         error: BaseException | None = None
         if any(not item.future.done() for item in handed.items):
             try:
-                outputs = self._runner.run(handed.prepared)
+                outputs = self._runner.run(handed.padded)
                 if len(outputs) != len(handed.items):
                     error = RuntimeError(
                         f"runner returned {len(outputs)} outputs for {len(handed.items)} items"
@@ -614,7 +607,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
             if error is not None:
                 self._fail_batch(batch, error, "run")
             return
-        self._measure(handed.prepared.padded_tokens, finished - started)
+        self._measure(handed.padded.padded_tokens, finished - started)
         for item, output in zip(batch, outputs, strict=True):
             item.started, item.run_seconds = started, finished - started
             if not item.future.done():
@@ -624,7 +617,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
                 BatchReport(
                     size=len(batch),
                     real_tokens=sum(item.length for item in batch),
-                    padded_tokens=handed.prepared.padded_tokens,
+                    padded_tokens=handed.padded.padded_tokens,
                     queue_waits=[started - item.enqueued for item in batch],
                     run_seconds=finished - started,
                 )

@@ -35,7 +35,9 @@ class ModelNotReady(ServiceError):
     kind = "model_not_ready"
 
 
-class InvalidRequest(ServiceError):
+class InvalidInput(ServiceError, ValueError):
+    """A request that is well-formed JSON but cannot be served; tasks raise it (422)."""
+
     kind = "invalid_input"
 
 
@@ -47,11 +49,9 @@ class TextTooLong(ServiceError):
     kind = "text_too_long"
 
 
-class PayloadTooLarge(ServiceError):
-    kind = "payload_too_large"
+class QueueFull(ServiceError):
+    """The queue cannot take the request's items now (429)."""
 
-
-class QueueFullError(ServiceError):
     kind = "queue_full"
 
 
@@ -63,7 +63,9 @@ class Draining(ServiceError):
     kind = "shutting_down"
 
 
-class Timeout(ServiceError):
+class DeadlineExceeded(ServiceError):
+    """An item was still waiting when its deadline passed (504)."""
+
     kind = "timeout"
 
 

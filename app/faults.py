@@ -25,7 +25,7 @@ class FaultSpec(BaseModel):
     """Which batches of one model fail on purpose (0 = never)."""
 
     fail_run_every: int = Field(0, ge=0, description="every Nth batch raises in run")
-    fail_prepare_every: int = Field(0, ge=0, description="every Nth batch raises while being padded")
+    fail_pad_every: int = Field(0, ge=0, description="every Nth batch raises while being padded")
 
 
 class FaultyRunner:
@@ -34,14 +34,14 @@ class FaultyRunner:
     def __init__(self, runner: BatchRunner[Any, Any, Any], spec: FaultSpec) -> None:
         self._runner = runner
         self._spec = spec
-        self._prepared = itertools.count(1)
+        self._padded = itertools.count(1)
         self._runs = itertools.count(1)
         self._lock = threading.Lock()
 
-    def prepare(self, payloads: Sequence[Any]) -> Any:
-        if self._spec.fail_prepare_every and next(self._prepared) % self._spec.fail_prepare_every == 0:
+    def pad(self, payloads: Sequence[Any]) -> Any:
+        if self._spec.fail_pad_every and next(self._padded) % self._spec.fail_pad_every == 0:
             raise InjectedFault("injected fault while padding (BERTSERVE_FAULTS)")
-        return self._runner.prepare(payloads)
+        return self._runner.pad(payloads)
 
     def saturated(self) -> bool:
         saturated = getattr(self._runner, "saturated", None)
@@ -57,6 +57,6 @@ class FaultyRunner:
 
 def with_faults(runner: BatchRunner[Any, Any, Any], spec: FaultSpec | None) -> BatchRunner[Any, Any, Any]:
     """The runner itself, or a faulty wrapper when a spec asks for faults."""
-    if spec is None or not (spec.fail_run_every or spec.fail_prepare_every):
+    if spec is None or not (spec.fail_run_every or spec.fail_pad_every):
         return runner
     return FaultyRunner(runner, spec)

@@ -7,34 +7,25 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
-from app.batching import (
-    BatcherClosed,
-    BatchFailed,
-    BatchRunner,
-    DeadlineExceeded,
-    DynamicBatcher,
-    NeverFits,
-    QueueFull,
-)
+from app.batching import BatcherClosed, BatchFailed, BatchRunner, DynamicBatcher, NeverFits
 from app.contract.items import EncodedItem, ItemOutputs
 from app.errors import (
+    DeadlineExceeded,
     Draining,
     InferenceFailed,
-    InvalidRequest,
     ModelLoadError,
     ModelNotFound,
     ModelNotReady,
     Overloaded,
-    QueueFullError,
+    QueueFull,
     ServiceError,
     TextTooLong,
-    Timeout,
     TooManyInputs,
     TooManyItems,
     WrongTask,
@@ -44,15 +35,25 @@ from app.metrics import Metrics
 from app.observer import MetricsObserver
 from app.runtime.gate import GatedRunner, cpu_permits
 from app.runtime.repository import LoadedModel, discover, load_model
-from app.runtime.session import OnnxModel
+from app.runtime.session import SessionRunner
 from app.settings import Settings
 from app.tasks import TASKS
-from app.tasks.base import InvalidInput, ModelContext, Task
+from app.tasks.base import ModelContext, Task
 
 log = logging.getLogger("bertserve.service")
 
 CPU_BATCH_TOKENS = 2048
 """The padded-token budget of a CPU batch when none is configured (16384 is the CUDA default)."""
+
+
+def check_outputs(name: str, task: Task[Any, Any], outputs: Sequence[str]) -> None:
+    """A model must give every output its task reads; say which are missing at load, not per request."""
+    missing = [output for output in task.output_names if output not in outputs]
+    if missing:
+        raise ModelLoadError(
+            f"{name}: the {task.name} task reads outputs {missing} the model does not have"
+            f" (its outputs: {list(outputs)})"
+        )
 
 
 @dataclass
@@ -118,6 +119,7 @@ class Service:
                     f"{slot.name}: task {loaded.manifest.task!r} is not served here"
                     f" (tasks: {', '.join(TASKS)})"
                 )
+            check_outputs(slot.name, TASKS[loaded.manifest.task], loaded.onnx.output_names)
             limits = self.settings.limits_for(slot.name)
             if loaded.onnx.device == "cpu" and "max_batch_tokens" not in limits.model_fields_set:
                 # On CPU a big batch is no faster per token, and it holds the cores (the run gate)
@@ -157,7 +159,7 @@ class Service:
             "model %s ready in %.1f s (%d warm-up shapes)", slot.name, slot.load_seconds, slot.warmup_shapes
         )
 
-    def _gated(self, onnx: OnnxModel) -> BatchRunner[Any, Any, Any]:
+    def _gated(self, onnx: SessionRunner) -> BatchRunner[Any, Any, Any]:
         """The model's runner behind the shared gate (CPU), or as it is (CUDA, or a gate of 0)."""
         permits = self.settings.max_concurrent_runs
         if permits == 0 and onnx.device != "cpu":
@@ -296,13 +298,10 @@ class Service:
             slot.batcher.check_admission()  # refuse before tokenizing: refusing must stay cheap
         started = time.perf_counter()
         inline = sum(map(len, task.texts(request))) <= self.settings.inline_tokenize_chars
-        try:
-            if inline:
-                prepared = task.preprocess(request, context)  # cheaper than a thread hop
-            else:
-                prepared = await asyncio.to_thread(task.preprocess, request, context)
-        except InvalidInput as error:
-            raise InvalidRequest(str(error)) from error
+        if inline:
+            prepared = task.preprocess(request, context)  # cheaper than a thread hop
+        else:
+            prepared = await asyncio.to_thread(task.preprocess, request, context)
         timings.tokenize = time.perf_counter() - started
         self.metrics.tokenize.labels(slot.name).observe(timings.tokenize)
         if prepared.truncated:
@@ -314,14 +313,11 @@ class Service:
                 tag=request_id,
             )
         timings.queue, timings.inference = done.queue_seconds, done.inference_seconds
-        try:
-            if inline:
-                answer: BaseModel = task.postprocess(request, prepared, done.outputs, context)
-            else:  # QA builds a length x length matrix per window: keep big ones off the loop
-                answer = await asyncio.to_thread(task.postprocess, request, prepared, done.outputs, context)
-            return answer
-        except InvalidInput as error:
-            raise InvalidRequest(str(error)) from error
+        if inline:
+            answer: BaseModel = task.postprocess(request, prepared, done.outputs, context)
+        else:  # QA builds a length x length matrix per window: keep big ones off the loop
+            answer = await asyncio.to_thread(task.postprocess, request, prepared, done.outputs, context)
+        return answer
 
     def _check_not_behind(self, slot: ModelSlot, timings: Timings) -> None:
         """503 for a request that already waited too long inside the server to reach its queue.
@@ -354,13 +350,14 @@ class Service:
             raise InferenceFailed(f"inference failed on model {slot.name!r}: {error}") from error
         except QueueFull as error:
             self.metrics.rejected.labels(slot.name, "queue_full").inc()
-            raise QueueFullError(str(error), retry_after=retry) from error
+            error.retry_after = retry
+            raise
         except BatcherClosed as error:
             self.metrics.rejected.labels(slot.name, "shutting_down").inc()
             raise Draining(str(error), retry_after=retry) from error
         except DeadlineExceeded as error:
             self.metrics.rejected.labels(slot.name, "timeout").inc()
-            raise Timeout(f"model {slot.name!r}: {error}") from error
+            raise DeadlineExceeded(f"model {slot.name!r}: {error}") from error
         except ServiceError:
             raise
         except Exception as error:

@@ -27,8 +27,8 @@ class GatedRunner:
         self._runner = runner
         self._gate = gate
 
-    def prepare(self, payloads: Sequence[Any]) -> Any:
-        return self._runner.prepare(payloads)
+    def pad(self, payloads: Sequence[Any]) -> Any:
+        return self._runner.pad(payloads)
 
     def saturated(self) -> bool:
         """Every permit is held (another model is running): a batch formed now would wait anyway."""

@@ -17,7 +17,7 @@ from app.contract.manifest import MANIFEST_FILE, Manifest, Precision, Variant
 from app.errors import ModelLoadError
 from app.runtime.buckets import ShapeBuckets
 from app.runtime.providers import CUDA, open_session
-from app.runtime.session import OnnxModel
+from app.runtime.session import SessionRunner
 from app.runtime.tokenizer import TextEncoder
 from app.settings import Settings
 
@@ -33,7 +33,7 @@ class LoadedModel:
     manifest: Manifest
     variant: Variant
     encoder: TextEncoder
-    onnx: OnnxModel
+    onnx: SessionRunner
     fell_back_to_cpu: bool
 
     @property
@@ -137,7 +137,7 @@ def load_model(name: str, settings: Settings) -> LoadedModel:
             max_length=manifest.max_length,
         )
     io_binding = settings.io_binding == "on" or (settings.io_binding == "auto" and on_device)
-    onnx = OnnxModel(
+    onnx = SessionRunner(
         opened.session,
         pad_token_id=manifest.pad_token_id,
         max_length=manifest.max_length,

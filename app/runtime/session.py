@@ -73,7 +73,7 @@ class _BufferPool:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class OnnxModel:
+class SessionRunner:
     """Runs padded batches on one session; thread-safe for concurrent `run` calls."""
 
     def __init__(
@@ -111,7 +111,7 @@ class OnnxModel:
 
     # -- batching runner protocol -------------------------------------------------------------
 
-    def prepare(self, items: Sequence[EncodedItem]) -> PaddedBatch:
+    def pad(self, items: Sequence[EncodedItem]) -> PaddedBatch:
         longest = max(item.length for item in items)
         shape = (len(items), longest)
         if self.buckets is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -34,11 +34,6 @@ class ModelContext:
     name: str
     manifest: Manifest
     encoder: TextEncoder
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class InvalidInput(ValueError):
-    """A request that is well-formed JSON but cannot be served (mapped to 422 by app.errors)."""
 
 
 RequestT = TypeVar("RequestT", bound=BaseModel)

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Encoding
 
 from app.contract.items import EncodedItem, ItemOutputs
-from app.tasks.base import InvalidInput, ModelContext, Prepared, Task
+from app.errors import InvalidInput
+from app.tasks.base import ModelContext, Prepared, Task
 from app.tasks.common import NonEmptyList, TaskRequest, TaskResponse, Text, as_list, mirror, regroup, softmax
 from app.tasks.ner_entities import (
     Entity,

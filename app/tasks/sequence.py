@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 
 from app.contract.items import EncodedItem, ItemOutputs
 from app.contract.manifest import Manifest
-from app.tasks.base import InvalidInput, ModelContext, Prepared, Task
+from app.errors import InvalidInput
+from app.tasks.base import ModelContext, Prepared, Task
 from app.tasks.common import TaskRequest, TaskResponse, mirror, sigmoid, softmax
 
 FunctionToApply = Literal["softmax", "sigmoid", "none"]

@@ -104,6 +104,11 @@ def test_a_corrupt_model_folder_is_reported_not_fatal(tiny_models: Path, tmp_pat
     manifest = json.loads((broken / "manifest.json").read_text())
     manifest["task"] = "translate"
     (broken / "manifest.json").write_text(json.dumps(manifest))
+    wrong_outputs = repo / "wrong-outputs"  # a classify graph (logits) declared as qa (start/end logits)
+    shutil.copytree(tiny_models / "tiny-classify", wrong_outputs)
+    manifest = json.loads((wrong_outputs / "manifest.json").read_text())
+    manifest["task"] = "qa"
+    (wrong_outputs / "manifest.json").write_text(json.dumps(manifest))
     truncated = repo / "truncated"
     shutil.copytree(tiny_models / "tiny-ner", truncated)
     for onnx_file in truncated.glob("*.onnx"):
@@ -119,6 +124,8 @@ def test_a_corrupt_model_folder_is_reported_not_fatal(tiny_models: Path, tmp_pat
         assert states["tiny-classify"]["state"] == "ready"
         assert states["broken"]["state"] == "failed" and "task" in states["broken"]["error"]
         assert states["truncated"]["state"] == "failed" and "checksum" in states["truncated"]["error"]
+        assert states["wrong-outputs"]["state"] == "failed"
+        assert "['start_logits', 'end_logits']" in states["wrong-outputs"]["error"]
         ready = httpx.get(f"{server.url}/health/ready")
         assert ready.status_code == 503 and "broken" in ready.json()["errors"]
         assert httpx.post(f"{server.url}/classify", json={"inputs": "still served"}).status_code == 200

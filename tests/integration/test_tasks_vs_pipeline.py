@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from app.errors import InvalidInput
 from app.tasks import TASKS
-from app.tasks.base import InvalidInput, ModelContext
+from app.tasks.base import ModelContext
 from tests.tiny import build_tiny_checkpoint
 from tests.torch_runner import context_for, load_head, serve
 

@@ -14,12 +14,11 @@ from app.batching import (
     BatcherClosed,
     BatchFailed,
     BatchReport,
-    DeadlineExceeded,
     DropReport,
     DynamicBatcher,
-    QueueFull,
     choose_window,
 )
+from app.errors import DeadlineExceeded, QueueFull
 from app.settings import BatchLimits
 
 
@@ -44,8 +43,8 @@ class FakeRunner:
     def __post_init__(self) -> None:
         self.gate.set()
 
-    def prepare(self, payloads: Sequence[tuple[str, int]]) -> FakeBatch:
-        self.events.append(f"prepare {len(payloads)}")
+    def pad(self, payloads: Sequence[tuple[str, int]]) -> FakeBatch:
+        self.events.append(f"pad {len(payloads)}")
         return FakeBatch(list(payloads))
 
     def run(self, batch: FakeBatch) -> list[str]:  # type: ignore[override]
@@ -161,7 +160,7 @@ async def test_a_burst_while_a_batch_runs_waits_for_companions() -> None:
     batcher = await started(runner, limits(max_batch_size=8, max_delay_ms=200))
     lone = asyncio.ensure_future(batcher.submit(item("lone"), 5.0))
     await asyncio.sleep(0.02)
-    assert runner.events == ["prepare 1", "run 1 start"]  # not held back by the delay
+    assert runner.events == ["pad 1", "run 1 start"]  # not held back by the delay
     burst = []
     for i in range(4):  # hand-made arrivals, 10 ms apart, while the runner is busy
         burst.append(asyncio.ensure_future(batcher.submit(item(f"b{i}"), 5.0)))
@@ -227,7 +226,7 @@ async def test_next_batch_is_prepared_while_the_current_one_runs() -> None:
     await asyncio.sleep(0.05)
     second = [asyncio.ensure_future(batcher.submit(item(f"b{i}"), 5.0)) for i in range(2)]
     await asyncio.sleep(0.05)
-    assert runner.events == ["prepare 2", "run 2 start", "prepare 2"]
+    assert runner.events == ["pad 2", "run 2 start", "pad 2"]
     runner.gate.set()
     await asyncio.wait_for(asyncio.gather(*first, *second), timeout=3.0)
     await batcher.close()

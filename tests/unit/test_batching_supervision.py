@@ -8,23 +8,24 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from app.batching import BatchFailed, DeadlineExceeded, DynamicBatcher, NeverFits, QueueFull
+from app.batching import BatchFailed, DynamicBatcher, NeverFits
+from app.errors import DeadlineExceeded, QueueFull
 from tests.unit.test_batching import FakeBatch, FakeRunner, RecordingObserver, item, limits
 
 
 @dataclass
 class FlakyRunner(FakeRunner):
-    """Fails the batches whose first payload name is listed, in prepare or in run."""
+    """Fails the batches whose first payload name is listed, in pad or in run."""
 
-    bad_prepare: set[str] = field(default_factory=set)
+    bad_pad: set[str] = field(default_factory=set)
     bad_run: set[str] = field(default_factory=set)
     run_error: type[BaseException] = RuntimeError
     short_output: set[str] = field(default_factory=set)
 
-    def prepare(self, payloads: Sequence[tuple[str, int]]) -> FakeBatch:
-        if payloads[0][0] in self.bad_prepare:
+    def pad(self, payloads: Sequence[tuple[str, int]]) -> FakeBatch:
+        if payloads[0][0] in self.bad_pad:
             raise ValueError("cannot pad")
-        return super().prepare(payloads)
+        return super().pad(payloads)
 
     def run(self, batch: FakeBatch) -> list[str]:  # type: ignore[override]
         first = batch.payloads[0][0]
@@ -53,12 +54,12 @@ class Fatal(BaseException):
 @pytest.mark.parametrize(
     "runner",
     [
-        FlakyRunner(bad_prepare={"bad"}),
+        FlakyRunner(bad_pad={"bad"}),
         FlakyRunner(bad_run={"bad"}),
         FlakyRunner(bad_run={"bad"}, run_error=Fatal),
         FlakyRunner(short_output={"bad"}),
     ],
-    ids=["prepare-raises", "run-raises", "run-raises-base-exception", "wrong-output-count"],
+    ids=["pad-raises", "run-raises", "run-raises-base-exception", "wrong-output-count"],
 )
 async def test_a_failing_batch_fails_only_its_items_and_the_model_goes_on(runner: FlakyRunner) -> None:
     observer = RecordingObserver()

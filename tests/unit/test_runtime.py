@@ -14,7 +14,7 @@ from app.contract.items import EncodedItem
 from app.errors import ModelLoadError
 from app.runtime.buckets import ShapeBuckets
 from app.runtime.providers import CPU, CUDA, open_session, wants_cuda
-from app.runtime.session import OnnxModel, pad_items
+from app.runtime.session import SessionRunner, pad_items
 from app.settings import Settings
 
 
@@ -78,11 +78,11 @@ def test_outputs_come_back_per_item_and_cut_to_length(
     probe_path: Path, io_binding: bool, bucketed: bool
 ) -> None:
     buckets = ShapeBuckets.build([1, 2, 4], [8, 16], max_batch=8, max_length=32) if bucketed else None
-    model = OnnxModel(
+    model = SessionRunner(
         session(probe_path), pad_token_id=0, max_length=32, buckets=buckets, io_binding=io_binding
     )
     assert model.token_level == {"token_out"}
-    batch = model.prepare(items(3, 5, 2))
+    batch = model.pad(items(3, 5, 2))
     assert batch.shape == ((4, 8) if bucketed else (3, 5))
     outputs = model.run(batch)
     assert len(outputs) == 3
@@ -95,40 +95,44 @@ def test_outputs_come_back_per_item_and_cut_to_length(
 
 def test_bucket_buffers_are_allocated_once_and_reused(probe_path: Path) -> None:
     buckets = ShapeBuckets.build([1, 2, 4], [8, 16], max_batch=4, max_length=16)
-    model = OnnxModel(session(probe_path), pad_token_id=0, max_length=16, buckets=buckets, io_binding=True)
+    model = SessionRunner(
+        session(probe_path), pad_token_id=0, max_length=16, buckets=buckets, io_binding=True
+    )
     for lengths in [(3, 5), (7, 2), (1,), (4, 4)]:
         expected = [sum(range(1, n + 1)) * (i + 1) for i, n in enumerate(lengths)]
-        outputs = model.run(model.prepare(items(*lengths)))
+        outputs = model.run(model.pad(items(*lengths)))
         assert [o["pooled"][0] for o in outputs] == expected
     assert model.buffer_sets() == 2  # shapes (2, 8) and (1, 8): one buffer set each, refilled in place
 
 
 def test_outputs_outlive_the_reuse_of_their_bucket_buffers(probe_path: Path) -> None:
     buckets = ShapeBuckets.build([1, 2], [8], max_batch=2, max_length=8)
-    model = OnnxModel(session(probe_path), pad_token_id=0, max_length=8, buckets=buckets, io_binding=True)
-    first = model.run(model.prepare(items(3)))
-    model.run(model.prepare(items(5)))  # same bucket shape (1, 8): same buffers
+    model = SessionRunner(session(probe_path), pad_token_id=0, max_length=8, buckets=buckets, io_binding=True)
+    first = model.run(model.pad(items(3)))
+    model.run(model.pad(items(5)))  # same bucket shape (1, 8): same buffers
     assert first[0]["pooled"].tolist() == [6.0, 3.0]
 
 
 def test_cuda_graphs_are_not_used_on_cpu(probe_path: Path) -> None:
     buckets = ShapeBuckets.build([1, 2], [8], max_batch=2, max_length=8)
-    model = OnnxModel(
+    model = SessionRunner(
         session(probe_path), pad_token_id=0, max_length=8, buckets=buckets, io_binding=True, cuda_graphs=True
     )
     assert not model.cuda_graphs
-    assert model.run(model.prepare(items(2)))[0]["pooled"].tolist() == [3.0, 2.0]
+    assert model.run(model.pad(items(2)))[0]["pooled"].tolist() == [3.0, 2.0]
 
 
 def test_warmup_runs_every_bucket_within_budget(probe_path: Path) -> None:
     buckets = ShapeBuckets.build([1, 2, 4], [8, 16, 32], max_batch=4, max_length=32)
-    model = OnnxModel(session(probe_path), pad_token_id=0, max_length=32, buckets=buckets, io_binding=True)
+    model = SessionRunner(
+        session(probe_path), pad_token_id=0, max_length=32, buckets=buckets, io_binding=True
+    )
     assert model.warmup(max_batch=4, max_tokens=64) == len(list(buckets.shapes(64)))
     assert (4, 32) not in model.warmup_shapes(4, 64)
 
 
 def test_warmup_reaches_the_costliest_batch_the_budget_allows(probe_path: Path) -> None:
-    model = OnnxModel(session(probe_path), pad_token_id=0, max_length=32)
+    model = SessionRunner(session(probe_path), pad_token_id=0, max_length=32)
     shapes = model.warmup_shapes(max_batch=64, max_tokens=128)
     assert (4, 32) in shapes  # 128 tokens of the longest sequences: the memory arena's peak
     assert all(rows * length <= 128 or rows == 1 for rows, length in shapes)

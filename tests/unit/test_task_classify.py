@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.contract.manifest import Manifest
-from app.tasks.base import InvalidInput
+from app.errors import InvalidInput
 from app.tasks.classify import ClassifyRequest, ClassifyTask
 from app.tasks.pair import PairRequest, PairTask
 from app.tasks.sequence import default_function, label_scores

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 from tokenizers import decoders
 
-from app.tasks.base import InvalidInput
+from app.errors import InvalidInput
 from app.tasks.ner import NERRequest, NERTask, chunk_stride
 from app.tasks.ner_entities import (
     Entity,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from app.tasks.base import InvalidInput
+from app.errors import InvalidInput
 from app.tasks.qa import QARequest, QATask, p_mask_of, window_limits
 from app.tasks.qa_spans import decode_spans, get_indices, select_starts_ends
 from tests.torch_runner import minilm_context
