@@ -16,7 +16,7 @@ from evaluation.heads import DEMO_HEADS, demo_targets
 from evaluation.report import format_table, write_json
 from evaluation.repository import EvaluationError, ensure_built
 from evaluation.runner import Settings, evaluate
-from export.__main__ import precision_list
+from export.options import add_precisions
 from training.config import DATA_DIR_ENV, default_data_dir
 
 
@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help=f"data sets (default ${DATA_DIR_ENV} or ../shared/data)",
     )
-    cli.add_argument("--precisions", type=precision_list, default=["fp32", "int8"], help="default fp32,int8")
+    add_precisions(cli, "to score", default=("fp32", "int8"))
     cli.add_argument("--heads", help=f"comma-separated subset of {','.join(h.folder for h in DEMO_HEADS)}")
     cli.add_argument("--limit", type=int, help="score a seeded random subset of N examples per head")
     cli.add_argument("--batch", type=int, default=32, help="inputs per request (and pipeline batch size)")

@@ -7,23 +7,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import get_args
 
 from app.contract.manifest import Precision
 from export.errors import ExportError
+from export.options import PRECISIONS, add_int8_choice, add_precisions
 from export.tasks import TASKS
 from export.tolerances import DEFAULT_TOLERANCES, Tolerance
-
-PRECISIONS: tuple[Precision, ...] = get_args(Precision)
-
-
-def precision_list(text: str) -> list[Precision]:
-    """Parse "fp32,int8" into precisions, rejecting unknown names."""
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in PRECISIONS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"choose from {','.join(PRECISIONS)} (got {text!r})")
-    return [p for p in PRECISIONS if p in names]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,12 +24,7 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--model", required=True, help="checkpoint folder, or a hub id (needs the hub)")
     cli.add_argument("--task", required=True, choices=list(TASKS), help="the head to serve")
     cli.add_argument("--out", required=True, type=Path, help="model folder to create, e.g. models/NAME")
-    cli.add_argument(
-        "--precisions",
-        type=precision_list,
-        default=list(PRECISIONS),
-        help="comma-separated variants to write (default fp32,fp16,int8)",
-    )
+    add_precisions(cli, "to write")
     cli.add_argument(
         "--max-length", type=int, help="longest input in tokens (default: what the model allows)"
     )
@@ -48,13 +32,7 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--name", help="model name in the manifest (default: the --out folder name)")
     cli.add_argument("--force", action="store_true", help="replace an existing --out")
     cli.add_argument("--strict", action="store_true", help="fail when any variant is over tolerance")
-    cli.add_argument(
-        "--int8-choice",
-        choices=["fastest", "accurate"],
-        default="fastest",
-        help="int8 graph to write among the candidates (fused/unfused, per tensor/channel, partial) "
-        "that pass parity: the fastest on this machine (default) or the most accurate",
-    )
+    add_int8_choice(cli)
     for precision in PRECISIONS:
         default = DEFAULT_TOLERANCES[precision]
         cli.add_argument(

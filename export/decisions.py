@@ -9,10 +9,12 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from app.tasks.qa import DEFAULT_MAX_ANSWER_LEN
+from app.tasks.qa_spans import select_starts_ends
+
 FloatArray = npt.NDArray[np.floating]
 BoolArray = npt.NDArray[np.bool_]
-MAX_ANSWER_TOKENS = 15
-NON_FINITE = float(np.finfo(np.float32).max)  # the question-answering pipeline's default max_answer_len
+NON_FINITE = float(np.finfo(np.float32).max)
 
 
 def labels(logits: FloatArray) -> npt.NDArray[np.int64]:
@@ -21,22 +23,22 @@ def labels(logits: FloatArray) -> npt.NDArray[np.int64]:
 
 
 def best_spans(start: FloatArray, end: FloatArray, context: BoolArray) -> npt.NDArray[np.int64]:
-    """Best (start, end) per input among context tokens, start <= end < start + MAX_ANSWER_TOKENS.
+    """Best (start, end) per input among context tokens, as the server's /qa decodes it
+    (app.tasks.qa_spans at the request's default `max_answer_len`).
 
     start, end: [batch, sequence]; context: [batch, sequence] marks the tokens an answer may use.
     Returns [batch, 2]; (-1, -1) where the input has no context token.
     """
-    length = start.shape[1]
-    offsets = np.arange(length)[None, :] - np.arange(length)[:, None]  # j - i
-    band = (offsets >= 0) & (offsets < MAX_ANSWER_TOKENS)
     spans = np.full((start.shape[0], 2), -1, dtype=np.int64)
     for row in range(start.shape[0]):
-        allowed = band & context[row][:, None] & context[row][None, :]
-        if not allowed.any():
+        if not context[row].any():
             continue
-        scores = np.where(allowed, start[row][:, None] + end[row][None, :], -np.inf)
-        i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
-        spans[row] = (i, j)
+        p_mask = (~context[row][None, :]).astype(np.int64)  # 1 where a token cannot be in the answer
+        starts, ends, _, _ = select_starts_ends(
+            start[row][None, :], end[row][None, :], p_mask, None, max_answer_len=DEFAULT_MAX_ANSWER_LEN
+        )
+        if len(starts):
+            spans[row] = (int(starts[0]), int(ends[0]))
     return spans
 
 

@@ -19,6 +19,7 @@ from app.contract.manifest import (
     TaskName,
     Variant,
 )
+from app.runtime.providers import CPU, CUDA
 from export import checkpoint as ckpt
 from export import metadata, optimize, speed, validate
 from export.architectures import Architecture
@@ -33,9 +34,9 @@ from export.tolerances import DEFAULT_TOLERANCES, Tolerance, violations
 Int8Choice = Literal["fastest", "accurate"]
 
 PROVIDERS: dict[Precision, list[str]] = {
-    "fp32": [validate.CUDA, validate.CPU],
-    "fp16": [validate.CUDA],
-    "int8": [validate.CPU],
+    "fp32": [CUDA, CPU],
+    "fp16": [CUDA],
+    "int8": [CPU],
 }
 
 

@@ -18,9 +18,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.contract.manifest import Manifest, Precision, TaskName
-from export.__main__ import PRECISIONS, precision_list
 from export.checkpoint import fingerprint
 from export.errors import ExportError, UsageError
+from export.options import PRECISIONS, add_int8_choice, add_precisions
 
 SPEC_FILE = "bertserve.json"
 
@@ -124,18 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli = argparse.ArgumentParser(prog="python -m export.repository", description=__doc__.splitlines()[0])
     cli.add_argument("--demo-dir", type=Path, required=True, help="folder of demo checkpoints")
     cli.add_argument("--out", type=Path, required=True, help="the model repository, e.g. models")
-    cli.add_argument(
-        "--precisions",
-        type=precision_list,
-        default=list(PRECISIONS),
-        help="variants for checkpoints whose bertserve.json does not say (default fp32,fp16,int8)",
-    )
-    cli.add_argument(
-        "--int8-choice",
-        choices=["fastest", "accurate"],
-        default="fastest",
-        help="int8 graph to write among the candidates that pass parity (default fastest)",
-    )
+    add_precisions(cli, "for checkpoints whose bertserve.json does not say")
+    add_int8_choice(cli)
     args = cli.parse_args(argv)
 
     def say(line: str) -> None:

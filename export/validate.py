@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerFast
 
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
 BATCH_SIZE = 8
 Outputs = dict[str, npt.NDArray[np.float32]]
 
@@ -104,18 +102,19 @@ def torch_outputs(model: torch.nn.Module, spec: TaskSpec, batches: Sequence[Batc
 
 
 def open_session(path: Path, *, prefer_cuda: bool) -> tuple[ort.InferenceSession, str]:
-    """A session on CUDA when wanted and actually working, else CPU; returns the provider in use."""
-    import onnxruntime as ort
+    """The server's own session (app.runtime.providers): on CUDA when wanted and working, else CPU.
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    providers = [CUDA, CPU] if prefer_cuda and CUDA in ort.get_available_providers() else [CPU]
+    Returns the session and the provider in use; what the exporter measures is what is served."""
+    from app.errors import ModelLoadError
+    from app.runtime import providers
+    from app.settings import Settings
+
+    settings = Settings(device="auto" if prefer_cuda else "cpu", allow_cpu_fallback=True)
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    except Exception as error:
-        raise ConversionError(f"ONNX Runtime cannot load {path.name}: {error}") from error
-    return session, session.get_providers()[0]
+        opened = providers.open_session(path, settings)
+    except ModelLoadError as error:
+        raise ConversionError(f"ONNX Runtime: {error.message}") from error
+    return opened.session, opened.provider
 
 
 def onnx_outputs(session: ort.InferenceSession, spec: TaskSpec, batches: Sequence[Batch]) -> list[Outputs]:

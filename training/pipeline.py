@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from datetime import UTC, datetime
@@ -115,14 +116,37 @@ def run(cfg: TrainConfig, command: str, log: Log = log_line) -> dict[str, Any]:
         "weights": {"stored_dtype": "float16", "config_dtype": "float32", "evaluated_dtype": "float32"},
         "versions": _versions(),
     }
+    _write_results(cfg.out, spec.dev_file, scores, args, render_card(spec, scores, args, command))
+    log(f"done in {args['time']['total_s']:.0f} s: {cfg.out}")
+    return scores
+
+
+def _write_results(out: Path, dev_file: str, scores: dict[str, Any], args: dict[str, Any], card: str) -> None:
     dev = {
-        "split": spec.dev_file,
+        "split": dev_file,
         "unit": "percent",
         "measured_with": "PyTorch fp32 after reloading the saved fp16 checkpoint",
         **scores,
     }
-    write_json(cfg.out / "dev_scores.json", dev)
-    write_json(cfg.out / "training_args.json", args)
-    (cfg.out / "README.md").write_text(render_card(spec, scores, args, command), encoding="utf-8")
-    log(f"done in {args['time']['total_s']:.0f} s: {cfg.out}")
+    write_json(out / "dev_scores.json", dev)
+    write_json(out / "training_args.json", args)
+    (out / "README.md").write_text(card, encoding="utf-8")
+
+
+def rescore(out: Path, data_dir: Path | None = None, log: Log = log_line) -> dict[str, Any]:
+    """Score a trained head again with today's scorer (same dev split and settings), and rewrite its
+    dev_scores.json and card: e.g. after the QA scorer became the server's own decoder."""
+    args = json.loads((out / "training_args.json").read_text(encoding="utf-8"))
+    settings = {**args["settings"], "out": out, "base_model": default_base_model()}
+    settings["data_dir"] = data_dir or Path(settings["data_dir"])
+    cfg = TrainConfig(**settings)
+    head = HEADS[args["head"]]
+    spec = head.spec
+    all_dev = head.read(cfg.data_dir / spec.dev_file)
+    dev_examples = all_dev[: cfg.dev_limit] if cfg.dev_limit else all_dev
+    t_eval = time.perf_counter()
+    scores = head.evaluate(reload_fp32(spec.model_class, out), load_tokenizer(out), dev_examples, cfg)
+    args["time"]["eval_s"] = round(time.perf_counter() - t_eval, 1)
+    log(f"{out}: dev scores {scores}")
+    _write_results(out, spec.dev_file, scores, args, render_card(spec, scores, args, args["command"]))
     return scores

@@ -1,12 +1,17 @@
-"""What the tasks share: input text types, the request/response envelope, score functions."""
+"""What the tasks share: input text types, the request/response envelope, score functions, and the
+windowing skeleton of the tasks that split an input into several items (qa, ner)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from tokenizers import Encoding
+
+from app.contract.items import EncodedItem, ItemOutputs
+from app.tasks.base import Prepared
 
 
 def _not_blank(text: str) -> str:
@@ -52,6 +57,30 @@ def regroup(outputs: Sequence[T], sizes: Sequence[int]) -> list[list[T]]:
         groups.append(list(outputs[cursor : cursor + size]))
         cursor += size
     return groups
+
+
+class Windowed(Protocol):
+    """One input split into windows, each run as one item."""
+
+    @property
+    def encodings(self) -> Sequence[Encoding]: ...
+
+
+WindowedT = TypeVar("WindowedT", bound=Windowed)
+
+
+def prepare_windows(inputs: list[WindowedT], truncated: int = 0) -> Prepared:
+    """One item per window of every input, in order; the plan keeps the inputs to regroup them."""
+    items = [EncodedItem.from_encoding(e.ids, e.type_ids) for one in inputs for e in one.encodings]
+    return Prepared(items=items, plan=inputs, truncated=truncated)
+
+
+def outputs_per_input(
+    inputs: Sequence[WindowedT], outputs: Sequence[ItemOutputs]
+) -> list[tuple[WindowedT, list[ItemOutputs]]]:
+    """Each input with its windows' outputs (the flat item outputs regrouped)."""
+    grouped = regroup(outputs, [len(one.encodings) for one in inputs])
+    return list(zip(inputs, grouped, strict=True))
 
 
 def mirror(results: list[Any], single: bool) -> Any:

@@ -15,10 +15,20 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Encoding
 
-from app.contract.items import EncodedItem, ItemOutputs
+from app.contract.items import ItemOutputs
 from app.errors import InvalidInput
 from app.tasks.base import ModelContext, Prepared, Task
-from app.tasks.common import NonEmptyList, TaskRequest, TaskResponse, Text, as_list, mirror, regroup, softmax
+from app.tasks.common import (
+    NonEmptyList,
+    TaskRequest,
+    TaskResponse,
+    Text,
+    as_list,
+    mirror,
+    outputs_per_input,
+    prepare_windows,
+    softmax,
+)
 from app.tasks.ner_entities import (
     Entity,
     Strategy,
@@ -100,6 +110,10 @@ class Chunked:
     chunks: list[Encoding]
     step: int  # tokens between the starts of consecutive chunks
 
+    @property
+    def encodings(self) -> list[Encoding]:
+        return self.chunks
+
 
 def chunk_stride(request: NERRequest, window: int) -> int:
     """The overlap between chunks, validated like the pipeline (stride needs an aggregation)."""
@@ -136,13 +150,10 @@ class NERTask(Task[NERRequest, NERResponse]):
         window = max_length - model.encoder.special_tokens_single
         stride = chunk_stride(request, window)
         plan: list[Chunked] = []
-        items: list[EncodedItem] = []
         for text in as_list(request.inputs):
             first = model.encoder.encode(text, max_length=max_length, stride=stride)
-            chunks = [first, *first.overflowing]
-            plan.append(Chunked(text, chunks, window - stride))
-            items.extend(EncodedItem.from_encoding(c.ids, c.type_ids) for c in chunks)
-        return Prepared(items=items, plan=plan)
+            plan.append(Chunked(text, [first, *first.overflowing], window - stride))
+        return prepare_windows(plan)
 
     def postprocess(
         self,
@@ -152,10 +163,9 @@ class NERTask(Task[NERRequest, NERResponse]):
         model: ModelContext,
     ) -> NERResponse:
         plan: list[Chunked] = prepared.plan
-        grouped = regroup(outputs, [len(text.chunks) for text in plan])
         results = [
             [to_schema(e) for e in text_entities(request, text, outs, model)]
-            for text, outs in zip(plan, grouped, strict=True)
+            for text, outs in outputs_per_input(plan, outputs)
         ]
         return NERResponse(model=model.name, results=mirror(results, isinstance(request.inputs, str)))
 

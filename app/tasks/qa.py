@@ -15,14 +15,24 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Encoding
 
-from app.contract.items import EncodedItem, ItemOutputs
+from app.contract.items import ItemOutputs
 from app.errors import InvalidInput
 from app.tasks.base import ModelContext, Prepared, Task
-from app.tasks.common import NonEmptyList, TaskRequest, TaskResponse, Text, as_list, mirror, regroup
+from app.tasks.common import (
+    NonEmptyList,
+    TaskRequest,
+    TaskResponse,
+    Text,
+    as_list,
+    mirror,
+    outputs_per_input,
+    prepare_windows,
+)
 from app.tasks.qa_spans import get_indices, select_starts_ends
 
 DEFAULT_MAX_SEQ_LEN = 384
 DEFAULT_DOC_STRIDE = 128
+DEFAULT_MAX_ANSWER_LEN = 15  # tokens, the pipeline's default
 CONTEXT = 1  # sequence index of the context: question first (right-padding tokenizers, as BERT's)
 
 
@@ -67,7 +77,9 @@ class QARequest(TaskRequest):
         description="tokens of overlap between consecutive windows of a long context; "
         "null: min(max_seq_len // 2, 128), the pipeline's default",
     )
-    max_answer_len: int = Field(15, ge=1, strict=True, description="longest answer, in tokens")
+    max_answer_len: int = Field(
+        DEFAULT_MAX_ANSWER_LEN, ge=1, strict=True, description="longest answer, in tokens"
+    )
     max_seq_len: int | None = Field(
         None,
         ge=1,
@@ -117,6 +129,10 @@ class Window:
 class Question:
     context: str
     windows: list[Window]
+
+    @property
+    def encodings(self) -> list[Encoding]:
+        return [window.encoding for window in self.windows]
 
 
 @dataclass(slots=True)
@@ -194,13 +210,11 @@ class QATask(Task[QARequest, QAResponse]):
     def preprocess(self, request: QARequest, model: ModelContext) -> Prepared:
         max_seq_len, doc_stride = window_limits(request, model.manifest.max_length)
         questions: list[Question] = []
-        items: list[EncodedItem] = []
         for qa in as_list(request.inputs):
             encodings = split_windows(model, qa.question, qa.context, max_seq_len, doc_stride)
             windows = [Window(e, p_mask_of(e, model.encoder.cls_token_id)) for e in encodings]
             questions.append(Question(qa.context, windows))
-            items.extend(EncodedItem.from_encoding(e.ids, e.type_ids) for e in encodings)
-        return Prepared(items=items, plan=questions)
+        return prepare_windows(questions)
 
     def postprocess(
         self,
@@ -210,9 +224,8 @@ class QATask(Task[QARequest, QAResponse]):
         model: ModelContext,
     ) -> QAResponse:
         questions: list[Question] = prepared.plan
-        grouped = regroup(outputs, [len(q.windows) for q in questions])
         results: list[QAAnswer | list[QAAnswer]] = []
-        for question, window_outputs in zip(questions, grouped, strict=True):
+        for question, window_outputs in outputs_per_input(questions, outputs):
             answers = answer_question(request, question, window_outputs)
             if request.top_k > 1:
                 results.append(answers)

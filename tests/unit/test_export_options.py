@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from export.__main__ import parser, precision_list, tolerances
+from export.__main__ import parser, tolerances
 from export.checkpoint import describe_path, locate, repository_root
 from export.errors import CheckpointNotFoundError
+from export.options import precision_list
 from export.repository import DemoSpec
 from export.tasks import KNOWN_HEADS, TASKS
 from export.tolerances import DEFAULT_TOLERANCES

@@ -8,7 +8,6 @@ import pytest
 pytest.importorskip("torch")
 
 from training.batching import PAD_LABEL, batch_order, collate
-from training.heads.qa import best_span
 from training.metrics import (
     accuracy,
     binary_f1,
@@ -65,15 +64,6 @@ def test_collate_pads_to_the_longest_item() -> None:
     assert scalar["start_positions"].tolist() == [0]
 
 
-def test_best_span_skips_question_tokens_and_reversed_or_long_spans() -> None:
-    offsets = [None, None, (0, 3), (4, 9), (10, 12), None]
-    start = np.array([9.0, 0, 1, 5, 0, 0])  # [CLS] has the highest start: not a context token
-    end = np.array([0.0, 0, 8, 1, 4, 0])  # best end (2) is before the best start (3)
-    assert best_span(start, end, offsets) == (9.0, 4, 12)
-    assert best_span(start, end, offsets, max_answer_tokens=1) == (9.0, 0, 3)  # one-token spans only
-    assert best_span(start, end, [None] * 6) is None
-
-
 def test_ner_labels_only_the_first_sub_token() -> None:
     from training.checkpoint import load_tokenizer
     from training.config import default_base_model
@@ -94,7 +84,7 @@ def test_qa_windows_mark_the_answer_or_cls() -> None:
     from training.checkpoint import load_tokenizer
     from training.config import default_base_model
     from training.data import QAExample
-    from training.heads.qa import encode_windows
+    from training.heads.qa import encode_windows, predict
 
     tokenizer = load_tokenizer(default_base_model())
     context = " ".join(f"word{i}" for i in range(60)) + " The answer is Paris in France."
@@ -105,6 +95,18 @@ def test_qa_windows_mark_the_answer_or_cls() -> None:
     marked = [f for f in features if f["start_positions"] > 0]
     assert marked, "the last window holds the answer"
     for f in marked:
-        s, e = f["offsets"][f["start_positions"]], f["offsets"][f["end_positions"]]
+        s, e = f["encoding"].offsets[f["start_positions"]], f["encoding"].offsets[f["end_positions"]]
         assert context[s[0] : e[1]] == "Paris"
     assert any(f["start_positions"] == 0 == f["end_positions"] for f in features)
+
+    # The dev score decodes as the server does: best answer over every window; question tokens
+    # (the highest logits here) never answer.
+    outputs = []
+    for f in features:
+        start_logits = np.zeros(len(f["input_ids"]), dtype=np.float32)
+        end_logits = np.zeros(len(f["input_ids"]), dtype=np.float32)
+        start_logits[1] = end_logits[1] = 20.0  # "where", a question token
+        if f["start_positions"]:
+            start_logits[f["start_positions"]] = end_logits[f["end_positions"]] = 10.0
+        outputs.append({"start_logits": start_logits, "end_logits": end_logits})
+    assert predict([example], features, outputs, tokenizer.cls_token_id) == {"q": "Paris"}

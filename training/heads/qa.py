@@ -1,4 +1,5 @@
-"""Extractive QA head: SQuAD v1.1 windows with overlap, best span by start+end logit."""
+"""Extractive QA head: SQuAD v1.1 windows with overlap, scored with the server's own answer decoder
+(app.tasks.qa at its request defaults), so the model card's dev scores are what /qa answers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from app.tasks.qa import QAInput, QARequest, Question, Window, answer_question, p_mask_of
 from training.batching import Feature
 from training.config import TrainConfig
 from training.data import QAExample, read_squad
@@ -16,8 +18,8 @@ from training.heads.base import Head
 from training.inference import forward_all
 from training.metrics import squad_evaluate
 
-N_BEST = 20
-MAX_ANSWER_TOKENS = 30
+# The served decoder at the defaults of a /qa request (top_k 1, max_answer_len 15, whole words).
+SERVED = QARequest(inputs=QAInput(question="-", context="-"))
 
 
 def encode_windows(
@@ -26,7 +28,7 @@ def encode_windows(
     """Question + context windows (`stride` tokens of overlap), with offsets and the answer's tokens.
 
     `start_positions`/`end_positions` mark the first answer inside the window, or 0 ([CLS]) when it
-    is not wholly inside. `offsets` is None outside the context.
+    is not wholly inside. `encoding` is the window's tokenizers Encoding (what the server decodes).
     """
     enc = tokenizer(
         [e.question.lstrip() for e in examples],
@@ -60,32 +62,30 @@ def encode_windows(
                 "start_positions": start,
                 "end_positions": end,
                 "example_index": example_index,
-                "offsets": offsets,
+                "encoding": enc.encodings[i],
             }
         )
     return features
 
 
-def best_span(
-    start_logits: np.ndarray,
-    end_logits: np.ndarray,
-    offsets: Sequence[tuple[int, int] | None],
-    n_best: int = N_BEST,
-    max_answer_tokens: int = MAX_ANSWER_TOKENS,
-) -> tuple[float, int, int] | None:
-    """(score, start char, end char) of the best context span in one window, or None."""
-    best: tuple[float, int, int] | None = None
-    starts = np.argsort(start_logits)[::-1][:n_best]
-    ends = np.argsort(end_logits)[::-1][:n_best]
-    for s in starts:
-        for e in ends:
-            start_offset, end_offset = offsets[s], offsets[e]
-            if start_offset is None or end_offset is None or e < s or e - s + 1 > max_answer_tokens:
-                continue
-            score = float(start_logits[s] + end_logits[e])
-            if best is None or score > best[0]:
-                best = (score, start_offset[0], end_offset[1])
-    return best
+def predict(
+    examples: Sequence[QAExample],
+    features: Sequence[Feature],
+    outputs: Sequence[dict[str, np.ndarray]],
+    cls_token_id: int | None,
+) -> dict[str, str]:
+    """Each question's answer text, decoded from its windows' logits as the server decodes them."""
+    windows: dict[int, list[tuple[Window, dict[str, np.ndarray]]]] = {}
+    for feature, output in zip(features, outputs, strict=True):
+        window = Window(feature["encoding"], p_mask_of(feature["encoding"], cls_token_id))
+        windows.setdefault(feature["example_index"], []).append((window, output))
+    predictions: dict[str, str] = {}
+    for i, example in enumerate(examples):
+        pairs = windows.get(i, [])
+        question = Question(example.context, [window for window, _ in pairs])
+        answers = answer_question(SERVED, question, [output for _, output in pairs])
+        predictions[example.id] = answers[0].answer if answers else ""
+    return predictions
 
 
 class QAHead(Head):
@@ -99,7 +99,7 @@ class QAHead(Head):
     ) -> list[Feature]:
         features = encode_windows(tokenizer, examples, cfg.max_length, cfg.stride)
         for feature in features:
-            del feature["example_index"], feature["offsets"]
+            del feature["example_index"], feature["encoding"]
         return features
 
     def evaluate(
@@ -111,22 +111,14 @@ class QAHead(Head):
     ) -> dict[str, Any]:
         features = encode_windows(tokenizer, examples, cfg.max_length, cfg.stride)
         outputs = forward_all(model, features, cfg.eval_batch_size)
-        best: dict[int, tuple[float, int, int]] = {}
-        for feature, output in zip(features, outputs, strict=True):
-            span = best_span(output["start_logits"], output["end_logits"], feature["offsets"])
-            index = feature["example_index"]
-            if span is not None and (index not in best or span[0] > best[index][0]):
-                best[index] = span
-        predictions = {
-            e.id: (e.context[best[i][1] : best[i][2]] if i in best else "") for i, e in enumerate(examples)
-        }
+        predictions = predict(examples, features, outputs, tokenizer.cls_token_id)
         scores: dict[str, Any] = squad_evaluate({e.id: e.answers for e in examples}, predictions)
         scores.update(
             questions=len(examples),
             windows=len(features),
             max_length=cfg.max_length,
             stride=cfg.stride,
-            n_best=N_BEST,
-            max_answer_tokens=MAX_ANSWER_TOKENS,
+            decoder="app.tasks.qa (the server's)",
+            max_answer_tokens=SERVED.max_answer_len,
         )
         return scores
