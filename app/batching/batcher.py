@@ -1,0 +1,189 @@
+"""DynamicBatcher: one per model, the face of the batching package (items in, futures out)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from app.batching.delivery import Delivery
+from app.batching.protocol import BatcherClosed, BatchFailed, BatchObserver, BatchRunner, Completed, NeverFits
+from app.batching.queue import Pending, PendingQueue
+from app.batching.scheduler import ArrivalRate, Scheduler
+from app.batching.supervisor import Supervisor
+from app.errors import DeadlineExceeded
+from app.settings import BatchLimits
+
+PayloadT = TypeVar("PayloadT")
+OutputT = TypeVar("OutputT")
+
+
+class DynamicBatcher(Generic[PayloadT, OutputT]):
+    """Admits a request's items (all or none), awaits their outputs, and owns the parts that do the
+    work: the queue (admission), the scheduler (batching loop and runner threads), the delivery of
+    results, and the supervisor that restarts the loop or a runner thread if one dies."""
+
+    def __init__(
+        self,
+        name: str,
+        runner: BatchRunner[PayloadT, Any, OutputT],
+        limits: BatchLimits,
+        *,
+        observer: BatchObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        restart_backoff_s: tuple[float, float] = (0.1, 10.0),
+    ) -> None:
+        self.name = name
+        self.limits = limits
+        self._clock = clock
+        self._queue: PendingQueue[PayloadT, OutputT] = PendingQueue(name, limits, clock)
+        self._delivery: Delivery[PayloadT, OutputT] = Delivery(name, observer)
+        self._supervisor = Supervisor(name, self._restart, observer, clock, restart_backoff_s)
+        self._scheduler = Scheduler(
+            name, runner, self._queue, self._delivery, clock=clock, on_crash=self._supervisor.crashed
+        )
+        self._seq = itertools.count()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._accepting = True
+
+    def start(self) -> None:
+        """Start the batching loop on the running event loop, and the runner threads."""
+        if self._loop_task is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._supervisor.attach(loop)
+        self._start_loop_task()
+        self._scheduler.pool.start(loop)
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def busy(self) -> bool:
+        return self._scheduler.busy
+
+    @property
+    def arrivals(self) -> ArrivalRate:
+        return self._scheduler.arrivals
+
+    @property
+    def restarts(self) -> int:
+        return self._supervisor.restarts
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Padded tokens the model runs per second (EWMA), 0 = unknown."""
+        return self._queue.tokens_per_second
+
+    @tokens_per_second.setter
+    def tokens_per_second(self, value: float) -> None:
+        self._queue.tokens_per_second = value
+
+    def expected_wait(self, extra_tokens: int = 0) -> float:
+        return self._queue.expected_wait(extra_tokens)
+
+    def check_admission(self, items: int = 0, tokens: int = 0) -> None:
+        """Raise QueueFull if `items` more items of `tokens` tokens would overfill the queue."""
+        self._queue.check_admission(items, tokens)
+
+    async def submit(
+        self, items: Sequence[tuple[PayloadT, int]], timeout_s: float, *, tag: str = ""
+    ) -> Completed[OutputT]:
+        """Queue all items of one request (or none: admission is all-or-nothing) and await them.
+
+        Raises NeverFits, QueueFull, BatcherClosed, DeadlineExceeded, BatchFailed. If the caller is
+        cancelled (its client went away), its items still queued are dropped before they run.
+        """
+        if not self._accepting:
+            raise BatcherClosed(f"model {self.name!r} is shutting down")
+        if len(items) > self.limits.max_queue_items:
+            raise NeverFits(len(items), self.limits.max_queue_items)
+        self.check_admission(len(items), sum(max(1, length) for _, length in items))
+        loop = asyncio.get_running_loop()
+        now = self._clock()
+        pending = [
+            Pending(payload, max(1, length), loop.create_future(), now, now + timeout_s, next(self._seq), tag)
+            for payload, length in items
+        ]
+        self.arrivals.arrive(now, busy=self.busy)
+        self._queue.add(pending)
+        self._delivery.depth(len(self._queue))
+        self._scheduler.wakeup.set()
+        # The deadline fails the items still waiting (reason "deadline"); a client that goes away
+        # cancels the gather, which cancels the futures at once (reason "client_gone").
+        expiry = loop.call_later(timeout_s, self._expire, pending, timeout_s)
+        try:
+            outputs = list(await asyncio.gather(*(item.future for item in pending)))
+            runs = {(item.started, item.run_seconds) for item in pending}
+            return Completed(
+                outputs=outputs,
+                queue_seconds=max((item.started - item.enqueued for item in pending), default=0.0),
+                inference_seconds=sum(run_seconds for _, run_seconds in runs),
+            )
+        except (BatchFailed, DeadlineExceeded):
+            for item in pending:
+                if not item.future.done():  # the request failed already: its other items need not run
+                    item.abandoned = "request_failed"
+            raise
+        finally:
+            expiry.cancel()
+            for item in pending:
+                item.future.cancel()  # no-op on finished ones; marks queued ones to be dropped
+
+    @staticmethod
+    def _expire(pending: Sequence[Pending[PayloadT, OutputT]], timeout_s: float) -> None:
+        for item in pending:
+            if not item.future.done():
+                item.abandoned = "deadline"
+                item.future.set_exception(DeadlineExceeded(f"no answer within {timeout_s:g} s"))
+
+    def stop_accepting(self) -> None:
+        """Refuse new work from now on; queued and running items still complete."""
+        self._accepting = False
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until nothing is queued or running; False if that took longer than `timeout_s`."""
+        deadline = self._clock() + timeout_s
+        while self.busy:
+            if self._clock() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def close(self) -> None:
+        """Stop the loop and the threads, fail what is still queued."""
+        self._accepting = False
+        self._supervisor.closing = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for item in self._queue.clear():
+            if not item.future.done():
+                item.future.set_exception(BatcherClosed(f"model {self.name!r} stopped"))
+        await self._scheduler.pool.stop()
+
+    # -- supervision of the loop task -------------------------------------------------------------
+
+    def _start_loop_task(self) -> None:
+        self._loop_task = asyncio.get_running_loop().create_task(
+            self._scheduler.run(), name=f"batcher-{self.name}"
+        )
+        self._loop_task.add_done_callback(self._loop_ended)
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._supervisor.closing:
+            return
+        error = task.exception()
+        self._supervisor.crashed("loop", error or RuntimeError("the batching loop returned"))
+
+    def _restart(self, component: str) -> None:
+        if component == "loop":
+            self._start_loop_task()
+        else:
+            self._scheduler.pool.start_thread(int(component.rpartition("-")[2]))
+        self._scheduler.wakeup.set()
