@@ -20,7 +20,7 @@ class DrainingServer(uvicorn.Server):
         self.service = service
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.service.begin_drain()
+        self.service.registry.begin_drain()
         super().handle_exit(sig, frame)
 
 

@@ -16,6 +16,7 @@ from app.api.system import system_router
 from app.api.v2 import is_infer_path, v2_router
 from app.api.v2_errors import error_body_for
 from app.inflight import InflightLimit
+from app.loading import load_all
 from app.metrics import Metrics
 from app.middleware import ServingMiddleware
 from app.service import Service
@@ -33,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(service.load_all(), name="load-models")
+        loading = asyncio.create_task(load_all(service.registry), name="load-models")
         try:
             yield
         finally:
@@ -41,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 loading.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loading
-            await service.shutdown()
+            await service.registry.shutdown()
 
     # /docs and /redoc from assets served here (under /static/docs): they work offline.
     app = FastAPIOffline(

@@ -14,7 +14,8 @@ from pydantic_core import to_json
 from app.api.auth import ServiceDep, require_api_key
 from app.api.huggingface import HFRequest, bare_output, body_annotation, output_model, to_task_request
 from app.errors import ClientClosed
-from app.service import ModelSlot, Service, Timings
+from app.registry import ModelSlot
+from app.service import Service, Timings
 from app.tasks import TASKS
 from app.tasks.base import Task
 
@@ -35,7 +36,7 @@ async def run_task(
     Returns the slot, the answer and the response headers (model and stage timings). Every
     protocol (task routes in either format, Open Inference Protocol) comes through here.
     """
-    slot = service.resolve(task, getattr(body, "model", None))
+    slot = service.registry.resolve(task, getattr(body, "model", None))
     request.state.model = slot.name
     request.state.task = task.name
     service.check_limits(task, body)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.auth import require_api_key
+from app.model_info import ModelsResponse, describe
 from app.service import Service
 
 
@@ -32,7 +31,7 @@ def system_router(*, protect_metadata: bool = False) -> APIRouter:
     )
     async def ready(request: Request) -> JSONResponse:
         service = _service(request)
-        body = service.readiness()
+        body = service.registry.readiness()
         if body["ready"]:
             return JSONResponse(body)
         return JSONResponse(
@@ -43,9 +42,10 @@ def system_router(*, protect_metadata: bool = False) -> APIRouter:
         "/v1/models",
         summary="The models served: task, labels, precision, provider, parity",
         dependencies=metadata,
+        response_model_exclude_unset=True,
     )
-    async def models(request: Request) -> dict[str, Any]:
-        return {"models": _service(request).describe()}
+    async def models(request: Request) -> ModelsResponse:
+        return describe(_service(request).registry)
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False, dependencies=metadata)
     async def metrics(request: Request) -> Response:

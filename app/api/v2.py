@@ -57,10 +57,10 @@ def model_task(service: Service, name: str, version: str | None) -> Task[Any, An
     """The task of a loaded model; the service's own errors for unknown, failed or loading ones."""
     if version is not None and version != VERSION:
         raise ModelNotFound(f"model {name!r} has no version {version!r}; its only version is {VERSION!r}")
-    slot = service.slots.get(name)
+    slot = service.registry.slots.get(name)
     if slot is not None and slot.context is not None:
         return TASKS[slot.context.manifest.task]
-    service.resolve(next(iter(TASKS.values())), name)  # raises: unknown, failed or still loading
+    service.registry.resolve(next(iter(TASKS.values())), name)  # raises: unknown, failed or still loading
     raise ModelNotFound(f"unknown model {name!r}")  # unreachable unless the service changes
 
 
@@ -108,7 +108,7 @@ def metadata(service: Service, name: str, version: str | None) -> dict[str, Any]
 
 def model_ready(service: Service, name: str, version: str | None) -> JSONResponse:
     model_task(service, name, version)
-    slot = service.slots[name]
+    slot = service.registry.slots[name]
     ready = slot.state == "ready"
     headers = {} if ready else {"Retry-After": str(service.settings.retry_after_s)}
     return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503, headers=headers)
@@ -191,7 +191,7 @@ def v2_router() -> APIRouter:
 
     @router.get("/health/ready", summary="Every model is ready (503 otherwise)", responses=_errors(503))
     async def ready(service: ServiceDep) -> JSONResponse:
-        if service.ready:
+        if service.registry.ready:
             return JSONResponse({"ready": True})
         return JSONResponse(
             {"ready": False}, status_code=503, headers={"Retry-After": str(service.settings.retry_after_s)}

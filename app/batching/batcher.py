@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from collections.abc import Callable, Sequence
@@ -11,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from app.batching.delivery import Delivery
 from app.batching.protocol import BatcherClosed, BatchFailed, BatchObserver, BatchRunner, Completed, NeverFits
-from app.batching.queue import Pending, PendingQueue
+from app.batching.queue import Pending, PendingQueue, expire
 from app.batching.scheduler import ArrivalRate, Scheduler
 from app.batching.supervisor import Supervisor
 from app.errors import DeadlineExceeded
@@ -46,16 +45,16 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
             name, runner, self._queue, self._delivery, clock=clock, on_crash=self._supervisor.crashed
         )
         self._seq = itertools.count()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._started = False
         self._accepting = True
 
     def start(self) -> None:
         """Start the batching loop on the running event loop, and the runner threads."""
-        if self._loop_task is not None:
+        if self._started:
             return
+        self._started = True
         loop = asyncio.get_running_loop()
-        self._supervisor.attach(loop)
-        self._start_loop_task()
+        self._supervisor.start_loop(loop, self._scheduler.run)
         self._scheduler.pool.start(loop)
 
     @property
@@ -115,7 +114,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         self._scheduler.wakeup.set()
         # The deadline fails the items still waiting (reason "deadline"); a client that goes away
         # cancels the gather, which cancels the futures at once (reason "client_gone").
-        expiry = loop.call_later(timeout_s, self._expire, pending, timeout_s)
+        expiry = loop.call_later(timeout_s, expire, pending, timeout_s)
         try:
             outputs = list(await asyncio.gather(*(item.future for item in pending)))
             runs = {(item.started, item.run_seconds) for item in pending}
@@ -134,13 +133,6 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
             for item in pending:
                 item.future.cancel()  # no-op on finished ones; marks queued ones to be dropped
 
-    @staticmethod
-    def _expire(pending: Sequence[Pending[PayloadT, OutputT]], timeout_s: float) -> None:
-        for item in pending:
-            if not item.future.done():
-                item.abandoned = "deadline"
-                item.future.set_exception(DeadlineExceeded(f"no answer within {timeout_s:g} s"))
-
     def stop_accepting(self) -> None:
         """Refuse new work from now on; queued and running items still complete."""
         self._accepting = False
@@ -157,33 +149,14 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
     async def close(self) -> None:
         """Stop the loop and the threads, fail what is still queued."""
         self._accepting = False
-        self._supervisor.closing = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        await self._supervisor.stop_loop()
         for item in self._queue.clear():
             if not item.future.done():
                 item.future.set_exception(BatcherClosed(f"model {self.name!r} stopped"))
         await self._scheduler.pool.stop()
 
-    # -- supervision of the loop task -------------------------------------------------------------
-
-    def _start_loop_task(self) -> None:
-        self._loop_task = asyncio.get_running_loop().create_task(
-            self._scheduler.run(), name=f"batcher-{self.name}"
-        )
-        self._loop_task.add_done_callback(self._loop_ended)
-
-    def _loop_ended(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or self._supervisor.closing:
-            return
-        error = task.exception()
-        self._supervisor.crashed("loop", error or RuntimeError("the batching loop returned"))
-
     def _restart(self, component: str) -> None:
-        if component == "loop":
-            self._start_loop_task()
-        else:
+        """The supervisor restarted `component` (the loop), or asks for a runner thread anew."""
+        if component != "loop":
             self._scheduler.pool.start_thread(int(component.rpartition("-")[2]))
         self._scheduler.wakeup.set()

@@ -44,6 +44,14 @@ class FormedBatch(Generic[PayloadT, OutputT]):
     padded: Any
 
 
+def expire(pending: Sequence[Pending[PayloadT, OutputT]], timeout_s: float) -> None:
+    """A request's deadline passed: fail its items still unanswered (reason "deadline")."""
+    for item in pending:
+        if not item.future.done():
+            item.abandoned = "deadline"
+            item.future.set_exception(DeadlineExceeded(f"no answer within {timeout_s:g} s"))
+
+
 def choose_window(
     lengths: Sequence[int], anchor: int, max_size: int, max_tokens: int, max_padding: float = 1.0
 ) -> tuple[int, int]:

@@ -1,11 +1,13 @@
-"""Supervision: a crashed batching loop or runner thread is reported and restarted after a backoff
-that grows while crashes repeat (queued items wait for it)."""
+"""Supervision: the batching loop's task is watched; a crashed loop or runner thread is reported and
+restarted after a backoff that grows while crashes repeat (queued items wait for it)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from app.batching.protocol import BatchObserver
 
@@ -13,7 +15,8 @@ log = logging.getLogger("bertserve.batching")
 
 
 class Supervisor:
-    """Restarts components by name ("loop", "runner-N") through `restart(component)`."""
+    """Runs the batching loop as a task and restarts it if it dies; other components ("runner-N")
+    restart through `restart(component)`, which is also told of a restarted loop."""
 
     def __init__(
         self,
@@ -30,11 +33,35 @@ class Supervisor:
         self._backoff = backoff_s
         self._crashes: list[float] = []  # times of recent crashes, for the backoff
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._run_loop: Callable[[], Coroutine[Any, Any, None]] | None = None
+        self.loop_task: asyncio.Task[None] | None = None
         self.closing = False
         self.restarts = 0
 
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def start_loop(
+        self, loop: asyncio.AbstractEventLoop, run: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
+        """Run `run()` as the batching loop's task on `loop`, watched."""
+        self._loop, self._run_loop = loop, run
+        self._start_loop_task()
+
+    def _start_loop_task(self) -> None:
+        assert self._loop is not None and self._run_loop is not None
+        self.loop_task = self._loop.create_task(self._run_loop(), name=f"batcher-{self.name}")
+        self.loop_task.add_done_callback(self._loop_ended)
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self.closing:
+            return
+        self.crashed("loop", task.exception() or RuntimeError("the batching loop returned"))
+
+    async def stop_loop(self) -> None:
+        """No more restarts; cancel the loop and wait for it."""
+        self.closing = True
+        if self.loop_task is not None:
+            self.loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.loop_task
 
     def crashed(self, component: str, error: BaseException) -> None:
         """On the event loop: report the crash, then restart the component after a backoff."""
@@ -60,6 +87,8 @@ class Supervisor:
     def _restart(self, component: str) -> None:
         if self.closing:
             return
+        if component == "loop":
+            self._start_loop_task()
         self._restart_component(component)
         self.restarts += 1
         log.warning("model %s: %s restarted", self.name, component)

@@ -48,3 +48,27 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     source = tmp_path / "upward.py"
     source.write_text("def f():\n    from app.tasks.base import Task\n    import app.api.v2\n")
     assert imported_modules(source) >= {"app.tasks.base", "app.api.v2"}
+
+
+MAX_CLASS_LINES = 150
+
+
+def long_classes(root: Path, limit: int = MAX_CLASS_LINES) -> list[str]:
+    """Classes longer than `limit` lines (first line to last, docstring and comments included)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                lines = node.end_lineno - node.lineno + 1
+                if lines > limit:
+                    found.append(f"{path.relative_to(root.parent)}: {node.name} is {lines} lines")
+    return found
+
+
+def test_no_class_in_app_does_several_jobs() -> None:
+    assert long_classes(APP) == []
+
+
+def test_the_size_check_measures_a_class(tmp_path: Path) -> None:
+    (tmp_path / "big.py").write_text("class Big:\n" + "    x = 1\n" * 5)
+    assert long_classes(tmp_path, limit=5) == [f"{tmp_path.name}/big.py: Big is 6 lines"]

@@ -72,7 +72,7 @@ def test_text_is_kept_as_sent() -> None:
 
 def test_a_model_without_the_outputs_its_task_reads_fails_to_load() -> None:
     from app.errors import ModelLoadError
-    from app.service import check_outputs
+    from app.loading import check_outputs
 
     check_outputs("m", TASKS["qa"], ["end_logits", "start_logits", "extra"])
     with pytest.raises(ModelLoadError, match=r"m: the qa task reads outputs \['end_logits'\]"):

@@ -1,0 +1,142 @@
+"""Loading the models into the registry's slots: open each, check it fits its task, settle its batch
+limits, warm it up, put its runner behind the CPU run gate and start its batcher. A model that
+fails is marked failed with the reason; it never stops the others from loading."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.batching import BatchRunner, DynamicBatcher
+from app.errors import ModelLoadError
+from app.faults import with_faults
+from app.observer import MetricsObserver
+from app.registry import ModelRegistry, ModelSlot
+from app.runtime.gate import GatedRunner, cpu_permits
+from app.runtime.repository import LoadedModel, discover, load_model
+from app.runtime.session import SessionRunner
+from app.settings import BatchLimits, Settings
+from app.tasks import TASKS
+from app.tasks.base import ModelContext, Task
+
+log = logging.getLogger("bertserve.service")
+
+CPU_BATCH_TOKENS = 2048
+"""The padded-token budget of a CPU batch when none is configured (16384 is the CUDA default)."""
+
+
+@dataclass(frozen=True)
+class ReadyModel:
+    """A loaded, checked and warmed-up model with the limits its batcher gets."""
+
+    loaded: LoadedModel
+    limits: BatchLimits
+    warmup_shapes: int
+
+
+def check_outputs(name: str, task: Task[Any, Any], outputs: Sequence[str]) -> None:
+    """A model must give every output its task reads; say which are missing at load, not per request."""
+    missing = [output for output in task.output_names if output not in outputs]
+    if missing:
+        raise ModelLoadError(
+            f"{name}: the {task.name} task reads outputs {missing} the model does not have"
+            f" (its outputs: {list(outputs)})"
+        )
+
+
+def batch_limits(name: str, loaded: LoadedModel, settings: Settings) -> BatchLimits:
+    limits = settings.limits_for(name)
+    if loaded.onnx.device == "cpu" and "max_batch_tokens" not in limits.model_fields_set:
+        # On CPU a big batch is no faster per token, and it holds the cores (the run gate)
+        # while every other model's queue ages: keep batches short unless told otherwise.
+        limits = limits.model_copy(update={"max_batch_tokens": CPU_BATCH_TOKENS})
+    if loaded.onnx.cuda_graphs and limits.max_concurrent_batches != 1:
+        limits = limits.model_copy(update={"max_concurrent_batches": 1})
+    return limits
+
+
+def prepare_model(name: str, settings: Settings) -> ReadyModel:
+    """Blocking (run it in a thread): load, check and warm up."""
+    loaded = load_model(name, settings)
+    task = TASKS.get(loaded.manifest.task)
+    if task is None:
+        raise ModelLoadError(
+            f"{name}: task {loaded.manifest.task!r} is not served here (tasks: {', '.join(TASKS)})"
+        )
+    check_outputs(name, task, loaded.onnx.output_names)
+    limits = batch_limits(name, loaded, settings)
+    shapes = 0
+    if settings.warmup:
+        shapes = loaded.onnx.warmup(limits.max_batch_size, limits.max_batch_tokens)
+    return ReadyModel(loaded, limits, shapes)
+
+
+class RunGate:
+    """One semaphore shared by every CPU model, so concurrent batches do not oversubscribe the cores."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._semaphore: threading.BoundedSemaphore | None = None
+
+    def wrap(self, onnx: SessionRunner) -> BatchRunner[Any, Any, Any]:
+        """The model's runner behind the shared gate (CPU), or as it is (CUDA, or a gate of 0)."""
+        permits = self._settings.max_concurrent_runs
+        if permits == 0 and onnx.device != "cpu":
+            return onnx
+        if self._semaphore is None:
+            self._semaphore = threading.BoundedSemaphore(
+                permits or cpu_permits(self._settings.intra_op_threads)
+            )
+        return GatedRunner(onnx, self._semaphore)
+
+
+async def load_all(registry: ModelRegistry) -> None:
+    """Load, warm up and start every model; failures are recorded, not raised."""
+    settings = registry.settings
+    names = discover(settings)
+    if not names:
+        log.error("no models found in %s", settings.model_dir.resolve())
+    for name in names:
+        registry.slots[name] = ModelSlot(name)
+    gate = RunGate(settings)
+    for name in names:
+        try:
+            await load_one(registry, registry.slots[name], gate)
+        except Exception as error:  # never let one model end the loading of the others
+            registry.mark_failed(registry.slots[name], f"{type(error).__name__}: {error}")
+            log.exception("model %s failed to load", name)
+    registry.loading_done()
+
+
+async def load_one(registry: ModelRegistry, slot: ModelSlot, gate: RunGate) -> None:
+    started = time.perf_counter()
+    settings = registry.settings
+    try:
+        ready = await asyncio.to_thread(prepare_model, slot.name, settings)
+        # this thread's tokenizer clone, built off the hot path (a broken tokenizer fails here)
+        ready.loaded.encoder.encode("warm up", max_length=8)
+    except ModelLoadError as error:
+        registry.mark_failed(slot, error.message)
+        log.error("model %s failed to load: %s", slot.name, error.message)
+        return
+    except Exception as error:  # an unexpected failure still must not take the others down
+        registry.mark_failed(slot, f"{type(error).__name__}: {error}")
+        log.exception("model %s failed to load", slot.name)
+        return
+    loaded = ready.loaded
+    slot.loaded, slot.warmup_shapes = loaded, ready.warmup_shapes
+    slot.context = ModelContext(slot.name, loaded.manifest, loaded.encoder)
+    runner = with_faults(gate.wrap(loaded.onnx), settings.faults.get(slot.name))
+    observer = MetricsObserver(
+        registry.metrics, slot.name, health=lambda crash: registry.batcher_health(slot, crash)
+    )
+    slot.batcher = DynamicBatcher(slot.name, runner, ready.limits, observer=observer)
+    slot.batcher.start()
+    slot.load_seconds = time.perf_counter() - started
+    registry.mark_ready(slot)
+    log.info("model %s ready in %.1f s (%d warm-up shapes)", slot.name, slot.load_seconds, slot.warmup_shapes)

@@ -1,0 +1,90 @@
+"""What /v1/models answers: each model's state and, once loaded, its task, labels, precision,
+provider, limits and parity. Keys without a value for a model (no error, not loaded) are left out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from app.contract.manifest import Parity, Source
+from app.registry import ModelRegistry, ModelSlot
+from app.settings import BatchLimits
+
+
+class BatchingInfo(BatchLimits):
+    """The batcher's limits and how many items it has queued now."""
+
+    queue_items: int
+
+
+class ModelInfo(BaseModel):
+    name: str
+    state: str = Field(description="loading | ready | failed | restarting")
+    error: str | None = Field(None, description="why the model failed or is restarting")
+    crashes: int | None = Field(None, description="batcher crashes since start (only if any)")
+    last_crash: str | None = None
+    task: str | None = None
+    default: bool | None = Field(None, description="the model that serves its task when none is named")
+    architecture: str | None = None
+    model_type: str | None = None
+    inputs: list[str] | None = None
+    fusions: list[str] | None = None
+    labels: list[str] | None = None
+    problem_type: str | None = None
+    max_length: int | None = None
+    precision: str | None = None
+    provider: str | None = None
+    fell_back_to_cpu: bool | None = None
+    io_binding: bool | None = None
+    shape_buckets: bool | None = None
+    cuda_graphs: bool | None = None
+    parity: Parity | None = None
+    fused_ops: dict[str, int] | None = None
+    batching: BatchingInfo | None = None
+    source: Source | None = None
+    load_seconds: float | None = None
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+def describe(registry: ModelRegistry) -> ModelsResponse:
+    """Every model, by name."""
+    return ModelsResponse(models=[model_info(registry, slot) for _, slot in sorted(registry.slots.items())])
+
+
+def model_info(registry: ModelRegistry, slot: ModelSlot) -> ModelInfo:
+    entry: dict[str, Any] = {"name": slot.name, "state": slot.state}
+    if slot.error:
+        entry["error"] = slot.error
+    if slot.crashes:
+        entry["crashes"] = slot.crashes
+        entry["last_crash"] = slot.last_crash
+    if slot.loaded is not None and slot.batcher is not None:
+        manifest, variant, onnx = slot.loaded.manifest, slot.loaded.variant, slot.loaded.onnx
+        entry |= {
+            "task": manifest.task,
+            "default": registry.default_model(manifest.task) == slot.name,
+            "architecture": manifest.architecture,
+            "model_type": manifest.model_type,
+            "inputs": manifest.input_names,
+            "fusions": manifest.fusions,
+            "labels": [manifest.id2label[i] for i in sorted(manifest.id2label)],
+            "problem_type": manifest.problem_type,
+            "max_length": manifest.max_length,
+            "precision": variant.precision,
+            "provider": slot.loaded.provider,
+            "fell_back_to_cpu": slot.loaded.fell_back_to_cpu,
+            "io_binding": onnx.io_binding,
+            "shape_buckets": onnx.buckets is not None,
+            "cuda_graphs": onnx.cuda_graphs,
+            "parity": variant.parity.model_dump(),
+            "fused_ops": variant.fused_ops,
+            "batching": {"queue_items": slot.batcher.queue_depth, **slot.batcher.limits.model_dump()},
+            "source": manifest.source.model_dump(),
+            "load_seconds": round(slot.load_seconds, 3),
+        }
+    # validated from plain values, so every nested field counts as set and is kept by exclude_unset
+    return ModelInfo.model_validate(entry)
