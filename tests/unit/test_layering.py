@@ -13,8 +13,33 @@ APP = Path(__file__).resolve().parents[2] / "app"
 # folder under app/ -> module prefixes its files must not import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "contract": ("app.runtime", "app.tasks", "app.api", "app.service", "app.batching", "app.settings"),
-    "runtime": ("app.tasks", "app.api", "app.service", "app.batching", "app.registry", "fastapi"),
-    "tasks": ("app.api", "app.service", "app.batching", "app.registry", "onnxruntime", "fastapi"),
+    "runtime": (
+        "app.tasks",
+        "app.api",
+        "app.service",
+        "app.batching",
+        "app.registry",
+        "app.loading",
+        "fastapi",
+    ),
+    "tasks": (
+        "app.api",
+        "app.service",
+        "app.batching",
+        "app.registry",
+        "app.loading",
+        "onnxruntime",
+        "fastapi",
+    ),
+    "batching": (
+        "app.tasks",
+        "app.api",
+        "app.service",
+        "app.registry",
+        "app.runtime",
+        "onnxruntime",
+        "fastapi",
+    ),
 }
 
 
