@@ -80,7 +80,7 @@ check-deploy: $(STAMP) tools ## check the deployment kit: Dockerfile, compose, k
 
 manifests: ## print the rendered Kubernetes overlay (K8S_OVERLAY=gpu|cpu)
 	@bash scripts/install-tools.sh >&2
-	@$(TOOLS_VENV)/bin/kubectl kustomize k8s/overlays/$(K8S_OVERLAY)
+	@$(TOOLS_VENV)/bin/kubectl kustomize deploy/k8s/overlays/$(K8S_OVERLAY)
 
 image: ## build the server image with a Docker engine (RUNTIME=gpu|cpu)
 	docker build --build-arg RUNTIME=$(RUNTIME) -t $(IMAGE) .

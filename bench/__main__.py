@@ -26,7 +26,7 @@ from bench.ceiling import Engine, engine_speeds, plain_int8, single_text_ms
 from bench.corpus import mixed_lengths, sentences
 from bench.load import LoadResult, drive
 from bench.model import bench_model
-from bench.process import RunningServer, free_port, run_process, run_server
+from tests.harness import RunningServer, free_port, run_process, run_server
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_CELL_S = 30.0

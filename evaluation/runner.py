@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.process import run_server
 from evaluation.client import serve_all, served_variants
 from evaluation.goals import Row, agreement, judge
 from evaluation.heads import Target
 from evaluation.reference import run_reference
 from evaluation.repository import model_info, unservable
 from evaluation.tasks import EVAL_TASKS, EvalTask, ModelInfo
+from tests.harness import run_server
 from training.data import sample
 
 Say = Callable[[str], None]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.contract.manifest import Precision, TaskName
-from bench.process import RunningServer, run_server
 from export.tolerances import DEFAULT_TOLERANCES, Tolerance
+from tests.harness import RunningServer, run_server
 from tests.tiny import build_tiny_checkpoint
 
 TASKS: tuple[TaskName, ...] = ("classify", "pair", "qa", "ner")

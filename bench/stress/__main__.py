@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.process import run_server
 from bench.stress import scenarios
 from bench.stress.faults import faults
 from bench.stress.generated import schemathesis
@@ -22,6 +21,7 @@ from bench.stress.probe import sample_process
 from bench.stress.profiles import PROFILES, Profile
 from bench.stress.report import Row, json_line, table
 from bench.stress.traffic import Traffic
+from tests.harness import run_server
 
 SCENARIOS = ("soak", "overload", "disconnect", "generated", "sigterm", "faults")
 DRAIN_TIMEOUT_S = 10.0

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.process import run_server
 from bench.stress.load import closed_loop
 from bench.stress.report import Row
 from bench.stress.traffic import Traffic
+from tests.harness import run_server
 
 BROKEN = {
     "fault-truncated-onnx": "checksum",

@@ -11,12 +11,12 @@ import aiohttp
 import httpx
 import numpy as np
 
-from bench.process import RunningServer
 from bench.stress.load import Outcome, Run, closed_loop, open_loop, session_for
 from bench.stress.probe import Watcher, metric_sum, sample_process
 from bench.stress.profiles import Profile
 from bench.stress.report import Row
 from bench.stress.traffic import Traffic
+from tests.harness import RunningServer
 
 REFUSALS = {429, 503}
 

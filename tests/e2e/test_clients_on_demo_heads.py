@@ -18,10 +18,10 @@ import tritonclient.http as triton
 from huggingface_hub import AsyncInferenceClient, InferenceClient
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
-from bench.process import RunningServer, run_server
 from tests.e2e.test_endpoints import assert_same, post
 from tests.e2e.test_huggingface_client import plain
 from tests.e2e.test_open_inference_protocol import strings
+from tests.harness import RunningServer, run_server
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.process import run_server, wait_until_ready
+from tests.harness import run_server, wait_until_ready
 
 ONE_MODEL = {"BERTSERVE_MODELS": '["tiny-classify"]', "BERTSERVE_PRECISION": "fp32"}
 

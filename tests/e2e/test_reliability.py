@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.process import RunningServer, run_server
+from tests.harness import RunningServer, run_server
 
 KEY = "s3cret"
 AUTH = {"authorization": f"Bearer {KEY}"}

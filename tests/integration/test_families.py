@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from app.contract.manifest import Manifest
-from bench.process import RunningServer, run_server
 from export.architectures import ARCHITECTURES
 from export.fusion import missing_fusions
 from tests.conftest import TINY_TOLERANCES
+from tests.harness import RunningServer, run_server
 from tests.integration.test_tasks_vs_pipeline import CONTEXT, LONG_TEXT, PAIRS, QUESTION, TEXTS, assert_same
 from tests.tiny import FAMILY_TOKENIZER, build_family_checkpoint
 from tests.torch_runner import context_for, load_head, serve

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bench.process import ROOT
+from tests.harness import ROOT
 
 SCENARIOS = ("capacity", "soak", "overload", "disconnect_storm", "generated_requests", "sigterm", "faults")
 
