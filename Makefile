@@ -48,25 +48,25 @@ test: $(STAMP) tools lint models ## lint, then every test (unit, integration, en
 lint: $(STAMP) ## ruff (lint and format) and mypy (strict)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app export bench training $(wildcard evaluation)
+	$(VENV)/bin/mypy app export tools
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP) ## throughput and latency: server vs the best in-process engine and the HTTP floor (a few minutes)
-	BERTSERVE_DATA_DIR=$(DATA_DIR) $(PY) -m bench
+	BERTSERVE_DATA_DIR=$(DATA_DIR) $(PY) -m tools.bench
 
 STRESS_ARGS ?=
 stress: models ## soak, overload, SIGTERM, disconnects, faults, generated requests on the demo heads (~1 h)
-	$(PY) -m bench.stress --profile full --json-out results/stress.json $(STRESS_ARGS)
+	$(PY) -m tools.bench.stress --profile full --json-out results/stress.json $(STRESS_ARGS)
 
 EVAL_ARGS ?=
 eval: models ## score each demo head through the server beside transformers.pipeline (fp32, int8)
-	$(PY) -m evaluation --models-dir $(MODELS_DIR) --demo-dir $(DEMO_DIR) --data-dir $(DATA_DIR) --out results/eval.json $(EVAL_ARGS)
+	$(PY) -m tools.evaluation --models-dir $(MODELS_DIR) --demo-dir $(DEMO_DIR) --data-dir $(DATA_DIR) --out results/eval.json $(EVAL_ARGS)
 
 train: $(STAMP) ## fine-tune the four demo heads into demo/ (real data in DATA_DIR; about 90 min on 2 cores)
-	BERTSERVE_DATA_DIR=$(DATA_DIR) bash training/run_demo.sh
+	BERTSERVE_DATA_DIR=$(DATA_DIR) bash tools/training/run_demo.sh
 
 # --- deployment kit -----------------------------------------------------------------------------
 TOOLS_VENV ?= .venv-tools

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.model import minilm_dir
+from tools.bench.model import minilm_dir
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 CLASSIFY_LABELS = ["NEGATIVE", "POSITIVE"]

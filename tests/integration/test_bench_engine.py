@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.engine import flops_per_sequence, main
+from tools.bench.engine import flops_per_sequence, main
 
 
 def test_bert_base_costs_about_22_gflop_per_sequence_of_128() -> None:
@@ -26,8 +26,8 @@ def test_engine_benchmark_runs_every_engine(tmp_path: Path) -> None:
 
 def test_ceiling_engines_tokenize_and_run_length_sorted_batches(tiny_models: Path) -> None:
     from app.contract.manifest import TOKENIZER_FILE, Manifest
-    from bench.ceiling import Engine, engine_speeds, single_text_ms
-    from bench.corpus import mixed_lengths
+    from tools.bench.ceiling import Engine, engine_speeds, single_text_ms
+    from tools.bench.corpus import mixed_lengths
 
     folder = tiny_models / "tiny-classify"
     manifest = Manifest.read(folder)

@@ -1,4 +1,4 @@
-"""`python -m evaluation` end to end on the tiny heads and a hand-made data set in the real formats.
+"""`python -m tools.evaluation` end to end on the tiny heads and a hand-made data set in the real formats.
 
 The tiny heads are random, so the metrics mean nothing; what is checked is that every task's path
 runs (pipeline, real server over HTTP, scoring, report) and that fp32 agrees with the pipeline on
@@ -16,10 +16,10 @@ import pytest
 pytest.importorskip("seqeval")
 pytest.importorskip("transformers")
 
-from evaluation.__main__ import main
-from evaluation.heads import Target, demo_targets
-from evaluation.report import format_table, markdown_table
-from evaluation.runner import Settings, evaluate
+from tools.evaluation.__main__ import main
+from tools.evaluation.heads import Target, demo_targets
+from tools.evaluation.report import format_table, markdown_table
+from tools.evaluation.runner import Settings, evaluate
 
 LONG_CONTEXT = " ".join(
     f"In {1800 + i} the committee met in Geneva to discuss the budget of the museum." for i in range(40)

@@ -1,4 +1,5 @@
-"""`python -m training` end to end with a tiny random BERT: a few steps per head, then the folder checked.
+"""`python -m tools.training` end to end with a tiny random BERT: a few steps per head, then the folder
+checked.
 
 One test runs on hand-made data in the shared formats (always); one on a slice of the real data
 (skipped when ../shared/data, or $BERTSERVE_DATA_DIR, is absent).
@@ -19,8 +20,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("seqeval")
 
 from tests.tiny import build_tiny_checkpoint  # noqa: E402
-from training.cli import main  # noqa: E402
-from training.config import default_data_dir  # noqa: E402
+from tools.training.cli import main  # noqa: E402
+from tools.training.config import default_data_dir  # noqa: E402
 
 OUT_NAMES = {"sst2": "sst2-minilm", "mrpc": "mrpc-minilm", "conll": "conll-minilm", "squad": "squad-minilm"}
 TASKS = {"sst2": "classify", "mrpc": "pair", "conll": "ner", "squad": "qa"}

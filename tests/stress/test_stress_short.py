@@ -1,6 +1,6 @@
 """`make stress` in short: every scenario against the real server and the demo heads, seconds each.
 
-One run of `python -m bench.stress --profile short`; each scenario's requirements are a test.
+One run of `python -m tools.bench.stress --profile short`; each scenario's requirements are a test.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         [
             sys.executable,
             "-m",
-            "bench.stress",
+            "tools.bench.stress",
             "--profile",
             "short",
             "--work",

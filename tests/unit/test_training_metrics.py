@@ -1,4 +1,4 @@
-"""Unit tests of training/: SQuAD metric, batching, span choice, label alignment."""
+"""Unit tests of tools/training/: SQuAD metric, batching, span choice, label alignment."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from training.batching import PAD_LABEL, batch_order, collate
-from training.metrics import (
+from tools.training.batching import PAD_LABEL, batch_order, collate
+from tools.training.metrics import (
     accuracy,
     binary_f1,
     normalize_answer,
@@ -65,10 +65,10 @@ def test_collate_pads_to_the_longest_item() -> None:
 
 
 def test_ner_labels_only_the_first_sub_token() -> None:
-    from training.checkpoint import load_tokenizer
-    from training.config import default_base_model
-    from training.data import TaggedSentence
-    from training.heads.ner import encode_words
+    from tools.training.checkpoint import load_tokenizer
+    from tools.training.config import default_base_model
+    from tools.training.data import TaggedSentence
+    from tools.training.heads.ner import encode_words
 
     tokenizer = load_tokenizer(default_base_model())
     sentence = TaggedSentence(words=["Blackburn", "visited", "Xyzzyplugh"], tags=["B-PER", "O", "B-LOC"])
@@ -81,10 +81,10 @@ def test_ner_labels_only_the_first_sub_token() -> None:
 
 
 def test_qa_windows_mark_the_answer_or_cls() -> None:
-    from training.checkpoint import load_tokenizer
-    from training.config import default_base_model
-    from training.data import QAExample
-    from training.heads.qa import encode_windows, predict
+    from tools.training.checkpoint import load_tokenizer
+    from tools.training.config import default_base_model
+    from tools.training.data import QAExample
+    from tools.training.heads.qa import encode_windows, predict
 
     tokenizer = load_tokenizer(default_base_model())
     context = " ".join(f"word{i}" for i in range(60)) + " The answer is Paris in France."

@@ -1,1 +1,0 @@
-"""Score the served heads on their dev sets beside `transformers.pipeline`: `python -m evaluation`."""

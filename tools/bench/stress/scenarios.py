@@ -1,0 +1,297 @@
+"""The scenarios of `make stress`: each drives a real server process; a Row of figures and checks."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import httpx
+import numpy as np
+
+from tests.harness import RunningServer
+from tools.bench.stress.load import Outcome, Run, closed_loop, open_loop, session_for
+from tools.bench.stress.probe import Watcher, metric_sum, sample_process
+from tools.bench.stress.profiles import Profile
+from tools.bench.stress.report import Row
+from tools.bench.stress.traffic import Traffic
+
+REFUSALS = {429, 503}
+
+
+@dataclass(frozen=True)
+class Capacity:
+    requests_per_s: float
+    inputs_per_s: float
+
+
+def _lost(run: Run) -> int:
+    return sum(1 for o in run.outcomes if o.status == 0)
+
+
+def _server_errors(run: Run) -> int:
+    return sum(1 for o in run.outcomes if o.status >= 500 and o.status not in REFUSALS)
+
+
+async def calibrate(server: RunningServer, profile: Profile, traffic: Traffic) -> tuple[Row, Capacity]:
+    """Closed loop: the rate the server answers the mixed traffic at, all clients busy."""
+    inputs: dict[int, int] = {}
+
+    def next_request():  # type: ignore[no-untyped-def]
+        request = traffic.next()
+        inputs[id(request)] = request.inputs
+        return request
+
+    await closed_loop(server.url, traffic.next, profile.calibrate_clients, 2.0)  # warm-up
+    run = await closed_loop(server.url, next_request, profile.calibrate_clients, profile.calibrate_s)
+    answered = run.answered()
+    rate = len(answered) / run.seconds
+    counted = sum(inputs.values()) * len(answered) / max(1, len(run.outcomes))
+    capacity = Capacity(rate, counted / run.seconds)
+    row = Row(
+        "capacity",
+        {
+            "requests_per_s": rate,
+            "inputs_per_s": capacity.inputs_per_s,
+            "clients": profile.calibrate_clients,
+            "p50_ms": run.percentile_ms(50),
+            "p99_ms": run.percentile_ms(99),
+            "statuses": run.statuses(),
+        },
+        {"0 lost, 0 5xx": _lost(run) == 0 and _server_errors(run) == 0},
+    )
+    return row, capacity
+
+
+def recovery_time(outcomes: list[Outcome], threshold_s: float, window: int = 10) -> float:
+    """Seconds (by send time) until the p99 of every later run of `window` answers is <= threshold."""
+    ordered = sorted((o for o in outcomes if o.status in {200, 429, 503}), key=lambda o: o.sent)
+    recovered = float("nan")
+    for start in range(len(ordered) - window, -1, -1):  # from the end: the last time it was still slow
+        chunk = [o.latency for o in ordered[start : start + window] if o.status == 200]
+        if chunk and float(np.percentile(chunk, 99)) > threshold_s:
+            return ordered[min(start + window, len(ordered) - 1)].sent
+        recovered = ordered[start].sent
+    return recovered
+
+
+async def soak(server: RunningServer, profile: Profile, traffic: Traffic, capacity: Capacity) -> Row:
+    """Open loop at a share of capacity for many requests: nothing lost, nothing grows."""
+    rate = capacity.requests_per_s * profile.soak_load
+    watcher = Watcher(server.url, server.process.pid, interval=1.0)
+    watcher.start()
+    run = await open_loop(server.url, traffic.next, rate, count=profile.soak_requests)
+    await watcher.stop()
+    outcomes = sorted(run.outcomes, key=lambda o: o.sent)
+    tenth = max(1, len(outcomes) // 10)
+    first_p99 = run.percentile_ms(99, outcomes[:tenth])
+    last_p99 = run.percentile_ms(99, outcomes[-tenth:])
+    settled = [s for s in watcher.samples if s.at >= watcher.samples[0].at + run.seconds * 0.2]
+    base = settled[0] if settled else watcher.samples[0]
+    rss_growth = max(s.rss_mb for s in settled) / base.rss_mb - 1 if settled else float("nan")
+    threads = [s.threads for s in settled] or [0]
+    files = [s.open_files for s in settled] or [0]
+    sockets = [s.sockets for s in settled] or [0]
+    row = Row(
+        "soak",
+        {
+            "requests": len(outcomes),
+            "rate_per_s": rate,
+            "seconds": run.seconds,
+            "statuses": run.statuses(),
+            "p50_ms": run.percentile_ms(50),
+            "p99_ms": run.percentile_ms(99),
+            "p99_first_10pct_ms": first_p99,
+            "p99_last_10pct_ms": last_p99,
+            "rss_mb_at_20pct": base.rss_mb,
+            "rss_growth_pct": rss_growth * 100,
+            "threads_min_max": f"{min(threads)}-{max(threads)}",
+            "open_files_min_max": f"{min(files)}-{max(files)}",
+            "sockets_min_max": f"{min(sockets)}-{max(sockets)}",
+        },
+        {
+            "0 lost": _lost(run) == 0,
+            "0 5xx": _server_errors(run) == 0 and all(o.status != 503 for o in outcomes),
+            "threads flat (+-2)": max(threads) - min(threads) <= 2,
+        },
+    )
+    trends = {
+        "resident memory grows < 5% after the first 20%": rss_growth < 0.05,
+        "p99 of the last 10% within 20% of the first 10%": last_p99 <= first_p99 * 1.2,
+        "open files (not sockets) flat (+-2)": max(files) - min(files) <= 2,
+    }
+    (row.checks if profile.enforce_trends else row.notes).update(trends)
+    return row
+
+
+async def overload(
+    server: RunningServer, profile: Profile, traffic: Traffic, capacity: Capacity, timeout_s: float
+) -> Row:
+    """Five times capacity, open loop: refusals are quick and honest, the answered rate holds, it recovers."""
+    calm = capacity.requests_per_s * 0.5
+    baseline = await open_loop(server.url, traffic.next, calm, seconds=profile.baseline_s)
+    baseline_p99 = baseline.percentile_ms(99)
+    watcher = Watcher(server.url, server.process.pid)
+    watcher.start()
+
+    async def after_the_storm() -> Run:
+        await asyncio.sleep(profile.overload_s)  # starts the moment the storm stops sending
+        return await open_loop(server.url, traffic.next, calm, seconds=profile.recovery_s)
+
+    offered = capacity.requests_per_s * profile.overload_factor
+    storm, after = await asyncio.gather(
+        open_loop(server.url, traffic.next, offered, seconds=profile.overload_s), after_the_storm()
+    )
+    await watcher.stop()
+    refusals = [o for o in storm.outcomes if o.status in REFUSALS]
+    in_window = [o for o in storm.answered() if o.sent < profile.overload_s]
+    answered_rate = len(in_window) / profile.overload_s
+    threshold_ms = max(baseline_p99 * 1.5, baseline_p99 + 50)
+    recovered_at = recovery_time(after.outcomes, threshold_ms / 1000)
+    answered_latency = max((o.latency for o in storm.answered()), default=0.0)
+    return Row(
+        "overload",
+        {
+            "offered_per_s": capacity.requests_per_s * profile.overload_factor,
+            "seconds": profile.overload_s,
+            "statuses": storm.statuses(),
+            "answered_per_s": answered_rate,
+            "answered_share_of_capacity": answered_rate / capacity.requests_per_s,
+            "p50_ms": storm.percentile_ms(50),
+            "p99_ms": storm.percentile_ms(99),
+            "max_answered_latency_s": answered_latency,
+            "refusal_p99_ms": float(np.percentile([o.latency for o in refusals], 99) * 1000)
+            if refusals
+            else float("nan"),
+            "max_queue_items": watcher.max_queue_items,
+            "baseline_p99_ms": baseline_p99,
+            "recovered_threshold_ms": threshold_ms,
+            "recovered_after_s": recovered_at,
+            "after_statuses": after.statuses(),
+        },
+        {
+            "only 200, 429 or 503": set(storm.statuses()) <= {"200", "429", "503"},
+            "every refusal has Retry-After": all(o.retry_after for o in refusals),
+            "answered >= 80% of capacity": answered_rate >= 0.8 * capacity.requests_per_s,
+            "answered within the request timeout": answered_latency <= timeout_s,
+            "p99 back to baseline within 5 s": recovered_at <= 5.0,
+            "after: nothing lost, no 5xx": _lost(after) == 0 and _server_errors(after) == 0,
+        },
+    )
+
+
+async def _readiness_drop(url: str, since: float) -> float:
+    """Seconds from `since` until /health/ready stops answering 200 (503, or no connection)."""
+    async with aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=1)) as session:
+        while True:
+            try:
+                async with session.get("/health/ready") as response:
+                    if response.status != 200:
+                        return time.perf_counter() - since
+            except (TimeoutError, aiohttp.ClientError):
+                return time.perf_counter() - since
+            await asyncio.sleep(0.005)
+
+
+async def sigterm(
+    server: RunningServer, profile: Profile, traffic: Traffic, capacity: Capacity, drain_s: float
+) -> Row:
+    """SIGTERM under load: readiness drops at once, every accepted request is answered, exit in time."""
+    rate = capacity.requests_per_s * profile.soak_load
+    load = asyncio.create_task(
+        open_loop(server.url, traffic.next, rate, seconds=profile.sigterm_after_s + drain_s + 3)
+    )
+    await asyncio.sleep(profile.sigterm_after_s)
+    signalled = time.perf_counter()
+    server.process.send_signal(signal.SIGTERM)
+    ready_drop = await _readiness_drop(server.url, signalled)
+    await asyncio.to_thread(server.process.wait, drain_s + 30)
+    exit_s = time.perf_counter() - signalled
+    run = await load
+    reset = sum(1 for o in run.outcomes if o.lost in {"reset", "timeout"})
+    answered_codes = {o.status for o in run.outcomes if o.status}
+    return Row(
+        "sigterm",
+        {
+            "rate_per_s": rate,
+            "statuses": run.statuses(),
+            "readiness_false_after_ms": ready_drop * 1000,
+            "exit_after_s": exit_s,
+            "drain_timeout_s": drain_s,
+        },
+        {
+            "readiness false within 100 ms": ready_drop <= 0.1,
+            "every accepted request answered (200, 429 or 503), none reset": reset == 0
+            and answered_codes <= {200, 429, 503},
+            "exit within DRAIN_TIMEOUT_S": exit_s <= drain_s + 1.0,
+        },
+    )
+
+
+async def disconnect_storm(server: RunningServer, profile: Profile, traffic: Traffic) -> Row:
+    """Clients that send heavy QA requests and hang up: their items are dropped before they run."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        for _ in range(3):  # warm the heavy path, so memory is measured after it first grows
+            await client.post("/qa", json=traffic.heavy_qa().body)
+        before_metrics = (await client.get("/metrics")).text
+    before = sample_process(server.process.pid)
+    abandon_after = 1.0  # long enough to be tokenized and queued behind the others
+
+    async def abandon() -> None:
+        async with session_for(server.url, timeout_s=abandon_after) as session:
+            request = traffic.heavy_qa()
+            try:
+                async with session.post(request.path, json=request.body) as response:
+                    await response.read()
+            except (TimeoutError, aiohttp.ClientError):
+                pass
+
+    wave = 100
+    for start in range(0, profile.storm_clients, wave):
+        await asyncio.gather(*(abandon() for _ in range(min(wave, profile.storm_clients - start))))
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            metrics = (await client.get("/metrics")).text
+            if (
+                metric_sum(metrics, "bertserve_queue_items") == 0
+                and metric_sum(metrics, "bertserve_inflight_requests") <= 1
+            ):
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
+        after = sample_process(server.process.pid)
+        started = time.perf_counter()
+        probe = await client.post("/classify", json={"inputs": "still fast after the storm"})
+        probe_ms = (time.perf_counter() - started) * 1000
+        ready = (await client.get("/health/ready")).status_code
+        metrics = (await client.get("/metrics")).text
+
+    def delta(name: str, contains: str = "") -> float:
+        return metric_sum(metrics, name, contains) - metric_sum(before_metrics, name, contains)
+
+    dropped = delta("bertserve_rejected_total", 'reason="client_gone"')
+    ran = delta("bertserve_batch_size_sum")
+    growth = after.rss_mb / before.rss_mb - 1
+    row = Row(
+        "disconnect_storm",
+        {
+            "clients": profile.storm_clients,
+            "abandon_after_s": abandon_after,
+            "items_dropped_before_running": dropped,
+            "items_run": ran,
+            "refused_429": delta("bertserve_requests_total", 'code="429"'),
+            "rss_mb_before": before.rss_mb,
+            "rss_mb_after": after.rss_mb,
+            "rss_growth_pct": growth * 100,
+            "probe_ms_after": probe_ms,
+        },
+        {
+            "abandoned items dropped before they run": dropped > 0,
+            "server healthy after (ready, answers)": ready == 200 and probe.status_code == 200,
+        },
+    )
+    (row.checks if profile.enforce_trends else row.notes)["no memory growth (< 5%)"] = growth < 0.05
+    return row

@@ -1,0 +1,1 @@
+"""Score the served heads on their dev sets beside `transformers.pipeline`: `python -m tools.evaluation`."""

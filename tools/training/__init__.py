@@ -1,0 +1,1 @@
+"""Fine-tune the pretrained MiniLM encoder into the four demo heads (`python -m tools.training --help`)."""

@@ -1,1 +1,0 @@
-"""Fine-tune the pretrained MiniLM encoder into the four demo heads (`python -m training --help`)."""
