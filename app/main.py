@@ -15,6 +15,7 @@ from app.api.inference import inference_router
 from app.api.system import system_router
 from app.api.v2 import is_infer_path, v2_router
 from app.api.v2_errors import error_body_for
+from app.heap import trim_heap_every
 from app.inflight import InflightLimit
 from app.metrics import Metrics
 from app.middleware import ServingMiddleware
@@ -34,9 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loading = asyncio.create_task(service.load_all(), name="load-models")
+        trimming = asyncio.create_task(trim_heap_every(settings.heap_trim_interval_s), name="trim-heap")
         try:
             yield
         finally:
+            trimming.cancel()
             if not loading.done():
                 loading.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
