@@ -15,6 +15,7 @@ from app.api.inference import inference_router
 from app.api.system import system_router
 from app.api.v2 import is_infer_path, v2_router
 from app.api.v2_errors import error_body_for
+from app.heap import trim_heap_every
 from app.inflight import InflightLimit
 from app.loading import load_all
 from app.metrics import Metrics
@@ -35,9 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loading = asyncio.create_task(load_all(service.registry), name="load-models")
+        trimming = asyncio.create_task(trim_heap_every(settings.heap_trim_interval_s), name="trim-heap")
         try:
             yield
         finally:
+            trimming.cancel()
             if not loading.done():
                 loading.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -89,10 +89,24 @@ class Settings(BaseSettings):
     thread_spinning: bool = Field(
         False, description="let ONNX Runtime worker threads spin between runs (faster runs, busier cores)"
     )
-    cpu_mem_arena: bool = Field(
-        True,
-        description="ONNX Runtime's CPU memory arena: keeps each model's peak activations allocated "
-        "(faster allocation, about 3.5x the resident memory with four models)",
+    cpu_arena: Literal["shared", "per-model", "off"] = Field(
+        "shared",
+        description="ONNX Runtime's CPU memory arena: one for all models (holds the peak of the batches "
+        "running at once; stays flat under mixed traffic), one per model (the sum of every model's peak, "
+        "grows in steps) or none (least memory at rest, slower allocation, heap fragmentation)",
+    )
+    cpu_arena_initial_mb: int = Field(
+        256,
+        ge=1,
+        le=65536,
+        description="first region of the shared CPU arena (resident only once touched): big enough for the "
+        "costliest batch, so the arena does not grow new regions under traffic",
+    )
+    heap_trim_interval_s: float = Field(
+        30.0,
+        ge=0,
+        description="every so many seconds give freed heap pages back to the OS (glibc malloc_trim); "
+        "0 = never. Without it resident memory creeps up under mixed traffic although nothing leaks",
     )
     cuda_tf32: bool = Field(
         False, description="allow TF32 matmuls on CUDA (faster, drifts from PyTorch fp32)"

@@ -25,6 +25,9 @@ VERSIONED = (
     "tokenizers",
     "bertserve",
 )
+# Bump when a change to export/ changes what it writes (graphs, candidates, manifest fields): a model
+# repository built by an older recipe is then exported again instead of being kept as up to date.
+EXPORT_RECIPE = "3"
 
 
 def id2label(labels: Mapping[Any, Any]) -> dict[int, str]:
@@ -76,7 +79,8 @@ def special_tokens(tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
 
 
 def versions() -> dict[str, str]:
-    found = {}
+    """The installed versions of what shapes the exported graphs, and the export recipe."""
+    found = {"export-recipe": EXPORT_RECIPE}
     for package in VERSIONED:
         try:
             found[package] = metadata.version(package)

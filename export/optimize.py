@@ -25,13 +25,26 @@ def graph_stats(path: Path) -> GraphStats:
     return GraphStats(fused_op_counts((n.op_type, n.domain) for n in graph.node), len(graph.node))
 
 
-def fuse(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -> GraphStats:
-    """Fuse attention, layer norms, embeddings and GELU (the caller verifies the counts)."""
+def fuse(src: Path, dst: Path, *, num_heads: int, hidden_size: int, attention: bool = True) -> GraphStats:
+    """Fuse attention, layer norms, embeddings and GELU (the caller verifies the counts).
+
+    `attention=False` leaves attention as plain MatMul/Softmax (a "partly fused" graph: int8 then
+    quantizes the attention projections as ordinary MatMuls).
+    """
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    options.enable_attention = attention
     try:
         with quiet("onnxruntime.transformers"):
-            model = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size)
+            model = optimize_model(
+                str(src),
+                model_type="bert",
+                num_heads=num_heads,
+                hidden_size=hidden_size,
+                optimization_options=options,
+            )
         model.save_model_to_file(str(dst))
     except Exception as error:
         raise ConversionError(f"ONNX Runtime's BERT optimizer failed: {error}") from error

@@ -124,7 +124,11 @@ def export_model(
         if "int8" in wanted:
             with report.stage("int8"):
                 int8, fp32_speed = _int8(
-                    context, fp32_file, folder / "model.int8.onnx", work, choice=int8_choice
+                    context,
+                    _int8_sources(fp32_file, work, num_heads=heads, hidden_size=hidden),
+                    folder / "model.int8.onnx",
+                    work,
+                    choice=int8_choice,
                 )
                 variants = [
                     variants[0].model_copy(update={"sequences_per_second": fp32_speed}),
@@ -217,7 +221,7 @@ def _accept(context: _Context, precision: Precision, file: Path, *, verify: bool
 class _Int8Plan:
     """One way to quantize: from which graph, weight granularity, which MatMuls stay fp32."""
 
-    graph: Literal["fused", "unfused"]
+    graph: Literal["fused", "partial", "unfused"]
     per_channel: bool
     keep: Literal["", "head", "head+edges"] = ""
 
@@ -227,7 +231,13 @@ class _Int8Plan:
         return f"{self.graph}-{granularity}" + (f"-keep-{self.keep.replace('+', '-')}" if self.keep else "")
 
 
-FULL_INT8 = [_Int8Plan(graph, per_channel) for graph in ("fused", "unfused") for per_channel in (False, True)]
+# fused: as the fp32 variant; partial: LayerNorm, GELU and embeddings fused, attention left as
+# MatMuls; unfused: the plain export. Each per tensor and per channel (7-bit, see to_int8).
+FULL_INT8 = [
+    _Int8Plan(graph, per_channel)
+    for graph in ("fused", "partial", "unfused")
+    for per_channel in (False, True)
+]
 # Tried when no fully quantized graph passes: MatMuls only, per channel, with the task head (then
 # also the first and last layer) kept in fp32. Measured on squad-minilm: 81% -> 95% span agreement.
 PARTIAL_INT8 = [_Int8Plan("unfused", True, "head"), _Int8Plan("unfused", True, "head+edges")]
@@ -241,17 +251,24 @@ class _Trial:
     fp32_nodes: int
 
 
+def _int8_sources(fp32: Path, work: Path, *, num_heads: int, hidden_size: int) -> dict[str, Path]:
+    """The graphs int8 candidates are quantized from: the fused fp32 graph, a partly fused one
+    (attention left unfused, built here) and the plain export."""
+    raw, partial = work / "raw.onnx", work / "partial.onnx"
+    optimize.fuse(raw, partial, num_heads=num_heads, hidden_size=hidden_size, attention=False)
+    return {"fused": fp32, "partial": partial, "unfused": raw}
+
+
 def _int8(
-    context: _Context, fp32: Path, dst: Path, work: Path, *, choice: Int8Choice
+    context: _Context, sources: Mapping[str, Path], dst: Path, work: Path, *, choice: Int8Choice
 ) -> tuple[Variant, float]:
     """Build the int8 candidates, validate and time them; write the fastest (or most accurate) that
     passes. Returns the variant, with every candidate's figures, and the fp32 graph's speed."""
-    raw = work / "raw.onnx"  # the plain export, unfused
-    trials = [_int8_trial(context, plan, fp32, raw, work) for plan in FULL_INT8]
+    trials = [_int8_trial(context, plan, sources[plan.graph], work) for plan in FULL_INT8]
     if not any(trial.variant.parity.passed for trial in trials):
         context.progress("int8: no fully quantized graph passes; trying partial quantization")
-        trials += [_int8_trial(context, plan, fp32, raw, work) for plan in PARTIAL_INT8]
-    sessions = {"fp32": validate.open_session(fp32, prefer_cuda=False)[0]}
+        trials += [_int8_trial(context, plan, sources[plan.graph], work) for plan in PARTIAL_INT8]
+    sessions = {"fp32": validate.open_session(sources["fused"], prefer_cuda=False)[0]}
     sessions |= {trial.plan.name: validate.open_session(trial.file, prefer_cuda=False)[0] for trial in trials}
     speeds = speed.sequences_per_second(sessions, speed.timing_batches(context.batches))
     del sessions
@@ -293,8 +310,7 @@ def _int8(
     return variant, round(fp32_speed, 1)
 
 
-def _int8_trial(context: _Context, plan: _Int8Plan, fp32: Path, raw: Path, work: Path) -> _Trial:
-    src = fp32 if plan.graph == "fused" else raw
+def _int8_trial(context: _Context, plan: _Int8Plan, src: Path, work: Path) -> _Trial:
     keep = optimize.sensitive_matmuls(src, edge_layers=plan.keep == "head+edges") if plan.keep else []
     trial = work / f"int8.{plan.name}.onnx"
     optimize.to_int8(

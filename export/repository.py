@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.contract.manifest import Manifest, Precision, TaskName
+from export import metadata
 from export.checkpoint import fingerprint
 from export.errors import ExportError, UsageError
 from export.options import PRECISIONS, add_int8_choice, add_precisions
@@ -58,7 +59,8 @@ def read_spec(folder: Path) -> DemoSpec:
 
 
 def up_to_date(model_dir: Path, checkpoint: Path, task: str, precisions: Sequence[Precision]) -> bool:
-    """The folder was exported from these very checkpoint files, for this task, with these variants."""
+    """The folder was exported from these very checkpoint files, for this task, with these variants,
+    by this export recipe and these package versions (a new ONNX Runtime may fuse differently)."""
     try:
         manifest = Manifest.read(model_dir)
     except (OSError, ValueError):
@@ -67,6 +69,7 @@ def up_to_date(model_dir: Path, checkpoint: Path, task: str, precisions: Sequenc
     return (
         manifest.task == task
         and manifest.source.fingerprint == fingerprint(checkpoint)
+        and manifest.versions == metadata.versions()
         and all(p in built for p in precisions)
         and all(
             (model_dir / v.file).is_file() and (model_dir / v.file).stat().st_size == v.size_bytes

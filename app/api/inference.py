@@ -66,17 +66,15 @@ def task_route(task: Task[Any, Any]) -> Any:
     async def endpoint(
         body: Annotated[body_type, Body()],  # type: ignore[valid-type]
         request: Request,
-        response: Response,
         service: ServiceDep,
     ) -> Any:
         hf_format = isinstance(body, HFRequest)
         task_request = to_task_request(task, body) if hf_format else body
         _, answer, headers = await run_task(service, task, task_request, request)
-        if hf_format:
-            content = to_json(bare_output(task, task_request, answer))
-            return Response(content, media_type="application/json", headers=headers)
-        response.headers.update(headers)
-        return answer
+        # serialized here in one pass (pydantic-core): FastAPI's jsonable_encoder + json.dumps took
+        # 55 us for one label and 1.2 ms for 32 texts, against 4 us and 57 us
+        content = to_json(bare_output(task, task_request, answer) if hf_format else answer)
+        return Response(content, media_type="application/json", headers=headers)
 
     endpoint.__name__ = f"{task.name}_endpoint"
     return endpoint

@@ -46,11 +46,14 @@ class Int8Candidate(_Strict):
     """One int8 graph the exporter built, timed and validated before choosing the one it wrote."""
 
     name: str = Field(description="e.g. unfused-tensor, fused-channel, unfused-tensor-keep-head")
-    graph: Literal["fused", "unfused"] = Field(description="quantized from the fused or the plain export")
+    graph: Literal["fused", "partial", "unfused"] = Field(
+        description="quantized from the fused graph, the partly fused one (attention unfused) "
+        "or the plain export"
+    )
     per_channel: bool
     fp32_nodes: int = Field(0, description="MatMul/Gemm nodes kept in fp32 (partial quantization)")
     sequences_per_second: float = Field(
-        description="CPU speed on length-sorted batches of 8 and 32 validation inputs (median of rounds)"
+        description="CPU speed on length-sorted batches of 8 and 32 validation inputs (best of rounds)"
     )
     parity: Parity
     chosen: bool = False

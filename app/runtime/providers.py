@@ -10,6 +10,7 @@ from typing import Any
 import onnxruntime as ort
 
 from app.errors import ModelLoadError
+from app.runtime.arena import use_shared_cpu_arena
 from app.settings import Settings
 
 log = logging.getLogger("bertserve.runtime")
@@ -57,9 +58,11 @@ def session_options(settings: Settings, *, on_cuda: bool) -> ort.SessionOptions:
     options.add_session_config_entry(
         "session.intra_op.allow_spinning", "1" if settings.thread_spinning else "0"
     )
-    # The CPU arena keeps each session's peak activations (the biggest warm-up or served batch)
-    # for good: measured 1308 MB resident for the four demo heads with it, 367 MB without.
-    options.enable_cpu_mem_arena = settings.cpu_mem_arena
+    # An arena keeps peak activations for good. Per model that is the sum of every model's peak,
+    # growing in steps under mixed traffic; shared, the peak of what runs at once (app/runtime/arena.py).
+    options.enable_cpu_mem_arena = settings.cpu_arena != "off"
+    if settings.cpu_arena == "shared" and not on_cuda:
+        use_shared_cpu_arena(options, settings.cpu_arena_initial_mb)
     # Memory patterns are planned and kept per input shape; dynamic batching makes a new shape of
     # almost every batch, so the plans (and resident memory) grow for as long as traffic lasts.
     options.enable_mem_pattern = False

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from app.contract.manifest import Manifest
+from export import metadata
 from export.repository import build_repository
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,14 @@ def test_builds_once_and_rebuilds_what_changed(tiny_checkpoints: dict[str, Path]
     )
     assert Manifest.read(models / "tagger").created_at >= created
     assert sorted(p.name for p in models.iterdir()) == ["demo-sentiment", "tagger"]
+
+    # a folder written by an older export recipe (or other package versions) is not up to date
+    manifest = Manifest.read(models / "tagger")
+    older = manifest.model_copy(update={"versions": {**manifest.versions, "export-recipe": "0"}})
+    older.write(models / "tagger")
+    fourth = build_repository(demo, models, ["fp32", "int8"], progress=lambda _: None)
+    assert (fourth.exported, fourth.skipped) == (["tagger"], ["demo-sentiment"])
+    assert Manifest.read(models / "tagger").versions["export-recipe"] == metadata.EXPORT_RECIPE
 
 
 def test_no_demo_checkpoints_is_not_an_error(tmp_path: Path) -> None:
