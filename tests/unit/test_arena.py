@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import onnx
 import pytest
 from onnx import TensorProto, helper
+
+from tests.unit.test_runtime import save_checked
 
 MODELS = 4
 WIDE = 4096  # the intermediate is batch x sequence x WIDE floats: 16 MB for the feed below
@@ -48,12 +49,7 @@ def build_wide_model(path: Path) -> Path:
         helper.make_node("Tile", ["x", "repeats"], ["wide"]),
         helper.make_node("ReduceSum", ["wide", "axes"], ["y"], keepdims=1),
     ]
-    graph = helper.make_graph(nodes, "wide", [x], [y], initializer=[repeats, axes])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
+    return save_checked(helper.make_graph(nodes, "wide", [x], [y], initializer=[repeats, axes]), path)
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,11 @@ def build_probe_model(path: Path) -> Path:
         helper.make_node("ReduceSum", ["attention_mask_f", "one"], ["mask_sum"], keepdims=1),
         helper.make_node("Concat", ["id_sum", "mask_sum"], ["pooled"], axis=1),
     ]
-    graph = helper.make_graph(nodes, "probe", inputs, outputs, initializer=[axes, one])
+    return save_checked(helper.make_graph(nodes, "probe", inputs, outputs, initializer=[axes, one]), path)
+
+
+def save_checked(graph: onnx.GraphProto, path: Path) -> Path:
+    """A hand-made graph as a checked opset-17 model file at `path`."""
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
