@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, get_args
 
 from app.contract.checksum import sha256_of
 from app.contract.manifest import (
     TOKENIZER_FILE,
-    Int8Candidate,
     Manifest,
     Parity,
     Precision,
@@ -21,17 +21,20 @@ from app.contract.manifest import (
 )
 from app.runtime.providers import CPU, CUDA
 from export import checkpoint as ckpt
-from export import metadata, optimize, speed, validate
+from export import int8, metadata, optimize, validate
 from export.architectures import Architecture
 from export.errors import ParityError, UsageError
 from export.fusion import verify_fusion
+from export.int8 import Int8Choice
 from export.progress import Progress
 from export.staging import check_destination, staged_folder
 from export.tasks import TASKS, TaskSpec
 from export.tokenizer_file import check_tokenizer, save_tokenizer
 from export.tolerances import DEFAULT_TOLERANCES, Tolerance, violations
 
-Int8Choice = Literal["fastest", "accurate"]
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
 
 PROVIDERS: dict[Precision, list[str]] = {
     "fp32": [CUDA, CPU],
@@ -47,6 +50,8 @@ class _Context:
     spec: TaskSpec
     architecture: Architecture
     layers: int
+    heads: int
+    hidden: int
     batches: list[validate.Batch]
     reference: list[validate.Outputs]
     tolerances: Mapping[Precision, Tolerance]
@@ -112,29 +117,11 @@ def export_model(
         with report.stage("reference outputs (PyTorch fp32)"):
             batches = validate.encode(tokenizer, spec, length, input_names)
             reference = validate.torch_outputs(torch_model, spec, batches)
-            context = _Context(spec, architecture, layers, batches, reference, table, report)
+            context = _Context(spec, architecture, layers, heads, hidden, batches, reference, table, report)
         fp32_file = (folder if "fp32" in wanted else work) / "model.fp32.onnx"
         with report.stage("fuse"):
             optimize.fuse(work / "raw.onnx", fp32_file, num_heads=heads, hidden_size=hidden)
-        variants = [_accept(context, "fp32", fp32_file)]
-        if "fp16" in wanted:
-            with report.stage("fp16"):
-                optimize.to_fp16(fp32_file, folder / "model.fp16.onnx")
-                variants.append(_accept(context, "fp16", folder / "model.fp16.onnx"))
-        if "int8" in wanted:
-            with report.stage("int8"):
-                int8, fp32_speed = _int8(
-                    context,
-                    _int8_sources(fp32_file, work, num_heads=heads, hidden_size=hidden),
-                    folder / "model.int8.onnx",
-                    work,
-                    choice=int8_choice,
-                )
-                variants = [
-                    variants[0].model_copy(update={"sequences_per_second": fp32_speed}),
-                    *variants[1:],
-                    int8,
-                ]
+        variants = _variants(context, wanted, fp32_file, folder, int8_choice=int8_choice)
         _refuse_failures(variants, strict)
         with report.stage("tokenizer"):
             save_tokenizer(tokenizer, folder / TOKENIZER_FILE)
@@ -185,8 +172,37 @@ def _check_options(task: str, precisions: Sequence[str], opset: int) -> list[Pre
     return [p for p in known if p in precisions]
 
 
-def _accept(context: _Context, precision: Precision, file: Path, *, verify: bool = True) -> Variant:
+def _variants(
+    context: _Context, wanted: Sequence[Precision], fp32_file: Path, folder: Path, *, int8_choice: Int8Choice
+) -> list[Variant]:
+    """Validate the fused fp32 graph and build, validate (and for int8 choose) the others."""
+    fp32_variant, fp32_session = _validate(context, "fp32", fp32_file, verify=True)
+    variants = [fp32_variant]
+    if "fp16" in wanted:
+        with context.progress.stage("fp16"):
+            optimize.to_fp16(fp32_file, folder / "model.fp16.onnx")
+            variants.append(_accept(context, "fp16", folder / "model.fp16.onnx"))
+    if "int8" in wanted:
+        with context.progress.stage("int8"):
+            work = folder / ".work"
+            sources = _int8_sources(fp32_file, work, num_heads=context.heads, hidden_size=context.hidden)
+            int8_variant, fp32_speed = _int8(
+                context, sources, fp32_session, folder / "model.int8.onnx", work, choice=int8_choice
+            )
+            fp32_variant = fp32_variant.model_copy(update={"sequences_per_second": fp32_speed})
+            variants = [fp32_variant, *variants[1:], int8_variant]
+    return variants
+
+
+def _accept(context: _Context, precision: Precision, file: Path) -> Variant:
     """Verify fusion, measure parity and describe the variant; fp32 over tolerance is fatal."""
+    return _validate(context, precision, file, verify=True)[0]
+
+
+def _validate(
+    context: _Context, precision: Precision, file: Path, *, verify: bool
+) -> tuple[Variant, ort.InferenceSession]:
+    """As _accept (fusion checked only with `verify`), also returning the session that measured it."""
     stats = optimize.graph_stats(file)
     architecture = context.architecture
     if verify:
@@ -205,7 +221,7 @@ def _accept(context: _Context, precision: Precision, file: Path, *, verify: bool
         context.progress(f"!!! {precision} REFUSED: {'; '.join(problems)}")
         if precision == "fp32":
             raise ParityError(f"the fused fp32 graph does not match PyTorch: {'; '.join(problems)}")
-    return Variant(
+    variant = Variant(
         precision=precision,
         file=file.name,
         providers=PROVIDERS[precision],
@@ -215,115 +231,46 @@ def _accept(context: _Context, precision: Precision, file: Path, *, verify: bool
         sha256=sha256_of(file),
         parity=parity,
     )
+    return variant, session
 
 
-@dataclass(frozen=True)
-class _Int8Plan:
-    """One way to quantize: from which graph, weight granularity, which MatMuls stay fp32."""
-
-    graph: Literal["fused", "partial", "unfused"]
-    per_channel: bool
-    keep: Literal["", "head", "head+edges"] = ""
-
-    @property
-    def name(self) -> str:
-        granularity = "channel" if self.per_channel else "tensor"
-        return f"{self.graph}-{granularity}" + (f"-keep-{self.keep.replace('+', '-')}" if self.keep else "")
-
-
-# fused: as the fp32 variant; partial: LayerNorm, GELU and embeddings fused, attention left as
-# MatMuls; unfused: the plain export. Each per tensor and per channel (7-bit, see to_int8).
-FULL_INT8 = [
-    _Int8Plan(graph, per_channel)
-    for graph in ("fused", "partial", "unfused")
-    for per_channel in (False, True)
-]
-# Tried when no fully quantized graph passes: MatMuls only, per channel, with the task head (then
-# also the first and last layer) kept in fp32. Measured on squad-minilm: 81% -> 95% span agreement.
-PARTIAL_INT8 = [_Int8Plan("unfused", True, "head"), _Int8Plan("unfused", True, "head+edges")]
-
-
-@dataclass(frozen=True)
-class _Trial:
-    plan: _Int8Plan
-    file: Path
-    variant: Variant
-    fp32_nodes: int
-
-
-def _int8_sources(fp32: Path, work: Path, *, num_heads: int, hidden_size: int) -> dict[str, Path]:
-    """The graphs int8 candidates are quantized from: the fused fp32 graph, a partly fused one
-    (attention left unfused, built here) and the plain export."""
+def _int8_sources(
+    fp32: Path, work: Path, *, num_heads: int, hidden_size: int
+) -> dict[int8.Graph, Path | Callable[[], Path]]:
+    """The graphs int8 candidates are quantized from: the fused fp32 graph, the plain export, and a
+    partly fused one (attention left unfused), built once when first wanted."""
     raw, partial = work / "raw.onnx", work / "partial.onnx"
-    optimize.fuse(raw, partial, num_heads=num_heads, hidden_size=hidden_size, attention=False)
-    return {"fused": fp32, "partial": partial, "unfused": raw}
+
+    @functools.cache
+    def build_partial() -> Path:
+        optimize.fuse(raw, partial, num_heads=num_heads, hidden_size=hidden_size, attention=False)
+        return partial
+
+    return {"fused": fp32, "partial": build_partial, "unfused": raw}
 
 
 def _int8(
-    context: _Context, sources: Mapping[str, Path], dst: Path, work: Path, *, choice: Int8Choice
+    context: _Context,
+    sources: Mapping[int8.Graph, Path | Callable[[], Path]],
+    fp32_session: ort.InferenceSession,
+    dst: Path,
+    work: Path,
+    *,
+    choice: Int8Choice,
 ) -> tuple[Variant, float]:
     """Build the int8 candidates, validate and time them; write the fastest (or most accurate) that
     passes. Returns the variant, with every candidate's figures, and the fp32 graph's speed."""
-    trials = [_int8_trial(context, plan, sources[plan.graph], work) for plan in FULL_INT8]
+
+    def check(file: Path, verify: bool) -> tuple[Variant, ort.InferenceSession]:
+        return _validate(context, "int8", file, verify=verify)
+
+    trials = int8.build_trials(int8.FULL_INT8, sources, work, check, context.progress)
     if not any(trial.variant.parity.passed for trial in trials):
         context.progress("int8: no fully quantized graph passes; trying partial quantization")
-        trials += [_int8_trial(context, plan, sources[plan.graph], work) for plan in PARTIAL_INT8]
-    sessions = {"fp32": validate.open_session(sources["fused"], prefer_cuda=False)[0]}
-    sessions |= {trial.plan.name: validate.open_session(trial.file, prefer_cuda=False)[0] for trial in trials}
-    speeds = speed.sequences_per_second(sessions, speed.timing_batches(context.batches))
-    del sessions
-    passing = [trial for trial in trials if trial.variant.parity.passed]
-    if passing and choice == "fastest":
-        chosen = max(passing, key=lambda trial: speeds[trial.plan.name])
-    else:  # the most accurate passing one; or, if none passes, the most accurate (written as refused)
-        chosen = max(passing or trials, key=lambda trial: _score(trial.variant.parity))
-    for trial in trials:
-        context.progress(
-            f"int8 {trial.plan.name}: {speeds[trial.plan.name]:.0f} seq/s, "
-            f"{'passes' if trial.variant.parity.passed else 'refused'}"
-            + (" <- written" if trial is chosen else "")
-        )
-    fp32_speed = speeds["fp32"]
-    context.progress(f"fp32 (fused): {fp32_speed:.0f} seq/s")
-    if chosen.variant.parity.passed and speeds[chosen.plan.name] < fp32_speed:
-        context.progress("WARNING: the int8 graph written is slower than fp32 on this machine")
-    candidates = [
-        Int8Candidate(
-            name=trial.plan.name,
-            graph=trial.plan.graph,
-            per_channel=trial.plan.per_channel,
-            fp32_nodes=trial.fp32_nodes,
-            sequences_per_second=round(speeds[trial.plan.name], 1),
-            parity=trial.variant.parity,
-            chosen=trial is chosen,
-        )
-        for trial in trials
-    ]
-    chosen.file.rename(dst)
-    variant = chosen.variant.model_copy(
-        update={
-            "file": dst.name,
-            "sequences_per_second": round(speeds[chosen.plan.name], 1),
-            "candidates": candidates,
-        }
-    )
-    return variant, round(fp32_speed, 1)
-
-
-def _int8_trial(context: _Context, plan: _Int8Plan, src: Path, work: Path) -> _Trial:
-    keep = optimize.sensitive_matmuls(src, edge_layers=plan.keep == "head+edges") if plan.keep else []
-    trial = work / f"int8.{plan.name}.onnx"
-    optimize.to_int8(
-        src, trial, per_channel=plan.per_channel, keep_fp32=keep, op_types=["MatMul"] if plan.keep else None
-    )
-    context.progress(f"int8 {plan.name}:")
-    # the fusion check applies to graphs quantized from the fused one; the plain export has none
-    variant = _accept(context, "int8", trial, verify=plan.graph == "fused")
-    return _Trial(plan, trial, variant, len(keep))
-
-
-def _score(parity: Parity) -> tuple[bool, float, float]:
-    return parity.passed, parity.decision_agreement, -max(parity.max_abs_diff.values())
+        trials += int8.build_trials(int8.PARTIAL_INT8, sources, work, check, context.progress)
+    trial, chosen = int8.choose(trials, fp32_session, context.batches, choice, context.progress)
+    trial.file.rename(dst)
+    return chosen.variant.model_copy(update={"file": dst.name}), chosen.fp32_speed
 
 
 def _refuse_failures(variants: list[Variant], strict: bool) -> None:

@@ -49,18 +49,23 @@ def _pad(rows: Sequence[Feeds]) -> Feeds:
 
 
 def sequences_per_second(
-    sessions: Mapping[str, ort.InferenceSession], feeds: Sequence[Feeds], *, rounds: int = 3
+    sessions: Mapping[str, ort.InferenceSession],
+    feeds: Sequence[Feeds],
+    *,
+    rounds: int = 3,
+    warm_up: bool = True,
 ) -> dict[str, float]:
     """Sequences per second of each session in its fastest of `rounds`, the sessions taking turns
-    in each round, after one warm-up pass. The fastest round is the one a noisy neighbour on the
-    machine disturbed least (the median let a 10% difference flip on a loaded machine)."""
+    in each round, after one warm-up pass (`warm_up=False`: the sessions have already run inputs
+    at least as long, e.g. the validation set). The fastest round is the one a noisy neighbour on
+    the machine disturbed least (the median let a 10% difference flip on a loaded machine)."""
     sequences = sum(len(batch["input_ids"]) for batch in feeds)
     times: dict[str, list[float]] = {name: [] for name in sessions}
-    for round_index in range(rounds + 1):
+    for round_index in range(rounds + int(warm_up)):
         for name, session in sessions.items():
             started = time.perf_counter()
             for batch in feeds:
                 session.run(None, batch)
-            if round_index:  # the first round warms up
+            if round_index or not warm_up:
                 times[name].append(time.perf_counter() - started)
     return {name: sequences / min(spent) for name, spent in times.items()}

@@ -52,8 +52,10 @@ class Int8Candidate(_Strict):
     )
     per_channel: bool
     fp32_nodes: int = Field(0, description="MatMul/Gemm nodes kept in fp32 (partial quantization)")
-    sequences_per_second: float = Field(
-        description="CPU speed on length-sorted batches of 8 and 32 validation inputs (best of rounds)"
+    sequences_per_second: float | None = Field(
+        default=None,
+        description="CPU speed on length-sorted batches of 8 and 32 validation inputs (best of rounds); "
+        "null for a refused candidate, which is not timed",
     )
     parity: Parity
     chosen: bool = False

@@ -59,13 +59,16 @@ def test_int8_is_the_fastest_passing_candidate_with_every_candidates_figures(
     assert int8 is not None
     names = {candidate.name for candidate in int8.candidates}
     assert {f"{g}-{w}" for g in ("fused", "partial", "unfused") for w in ("tensor", "channel")} <= names
-    assert all(candidate.sequences_per_second > 0 for candidate in int8.candidates)
+    # the passing candidates are timed; a refused one cannot be written, so it is not
+    for candidate in int8.candidates:
+        timed = candidate.sequences_per_second
+        assert (timed is not None and timed > 0) if candidate.parity.passed else timed is None
     assert all(candidate.parity.samples == int8.parity.samples for candidate in int8.candidates)
     (chosen,) = [candidate for candidate in int8.candidates if candidate.chosen]
     assert chosen.parity == int8.parity and chosen.parity.passed
     assert int8.sequences_per_second == chosen.sequences_per_second
     passing = [candidate for candidate in int8.candidates if candidate.parity.passed]
-    assert chosen.sequences_per_second == max(candidate.sequences_per_second for candidate in passing)
+    assert chosen.sequences_per_second == max(candidate.sequences_per_second or 0 for candidate in passing)
     fp32 = manifest.variant("fp32")
     assert fp32 is not None and fp32.sequences_per_second and fp32.sequences_per_second > 0
     fp16 = manifest.variant("fp16")
@@ -194,3 +197,6 @@ def test_int8_choice_accurate_and_partial_quantization(
     assert 0 < partial[0].fp32_nodes < partial[1].fp32_nodes
     (written,) = [c for c in int8.candidates if c.chosen]
     assert written.parity == int8.parity
+    # only the written one is timed when none passes
+    assert written.sequences_per_second and int8.sequences_per_second == written.sequences_per_second
+    assert all(c.sequences_per_second is None for c in int8.candidates if not c.chosen)

@@ -1,0 +1,169 @@
+"""The int8 candidates: quantized side by side in worker processes, each validated as it comes back,
+the passing ones timed, and the fastest (or most accurate) passing one chosen."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from app.contract.manifest import Int8Candidate, Parity, Variant
+from export import optimize, speed
+from export.validate import Batch
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+Int8Choice = Literal["fastest", "accurate"]
+Graph = Literal["fused", "partial", "unfused"]
+# Validates one candidate file (fusion checked or not): its figures and the session that measured them.
+Validator = Callable[[Path, bool], tuple[Variant, "ort.InferenceSession"]]
+
+
+@dataclass(frozen=True)
+class Int8Plan:
+    """One way to quantize: from which graph, weight granularity, which MatMuls stay fp32."""
+
+    graph: Graph
+    per_channel: bool
+    keep: Literal["", "head", "head+edges"] = ""
+
+    @property
+    def name(self) -> str:
+        granularity = "channel" if self.per_channel else "tensor"
+        return f"{self.graph}-{granularity}" + (f"-keep-{self.keep.replace('+', '-')}" if self.keep else "")
+
+
+# fused: as the fp32 variant; partial: LayerNorm, GELU and embeddings fused, attention left as
+# MatMuls; unfused: the plain export. Each per tensor and per channel (7-bit, see to_int8).
+FULL_INT8 = [
+    Int8Plan(graph, per_channel) for graph in ("fused", "partial", "unfused") for per_channel in (False, True)
+]
+# Tried when no fully quantized graph passes: MatMuls only, per channel, with the task head (then
+# also the first and last layer) kept in fp32. Measured on squad-minilm: 81% -> 95% span agreement.
+PARTIAL_INT8 = [Int8Plan("unfused", True, "head"), Int8Plan("unfused", True, "head+edges")]
+
+
+@dataclass(frozen=True)
+class Trial:
+    plan: Int8Plan
+    file: Path
+    variant: Variant
+    fp32_nodes: int
+    session: ort.InferenceSession
+
+
+@dataclass(frozen=True)
+class Chosen:
+    variant: Variant  # the written int8 variant, with every candidate's figures
+    fp32_speed: float  # sequences per second of the fused fp32 graph, timed beside the candidates
+
+
+def workers() -> int:
+    """Quantization is single-threaded Python and numpy: one worker per core, at most 4."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def _quantize(plan: Int8Plan, src: Path, dst: Path, keep: list[str]) -> None:
+    """In a worker process: write one candidate graph. The quantizer writes a shape-inferred copy
+    next to its source, so each worker reads the source through a hard link in a folder of its own."""
+    with tempfile.TemporaryDirectory(dir=dst.parent) as private:
+        linked = Path(private) / src.name
+        os.link(src, linked)
+        optimize.to_int8(
+            linked,
+            dst,
+            per_channel=plan.per_channel,
+            keep_fp32=keep,
+            op_types=["MatMul"] if plan.keep else None,
+        )
+
+
+def build_trials(
+    plans: Sequence[Int8Plan],
+    sources: Mapping[Graph, Path | Callable[[], Path]],
+    work: Path,
+    validate: Validator,
+    report: Callable[[str], None],
+) -> list[Trial]:
+    """Quantize every plan in worker processes; validate each here as soon as it is written.
+
+    A source given as a function is built here while the workers quantize from the others."""
+    files = {plan: work / f"int8.{plan.name}.onnx" for plan in plans}
+    keeps: dict[Int8Plan, list[str]] = {}
+    futures: dict[Int8Plan, Future[None]] = {}
+    # spawn, not fork: the exporting process holds PyTorch's thread pools
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers(), len(plans)), mp_context=context) as pool:
+        ready = {graph: src for graph, src in sources.items() if isinstance(src, Path)}
+        for graph in sorted({plan.graph for plan in plans}, key=lambda graph: graph not in ready):
+            src = ready.get(graph) or sources[graph]
+            src = src if isinstance(src, Path) else src()
+            for plan in (plan for plan in plans if plan.graph == graph):
+                edges = plan.keep == "head+edges"
+                keeps[plan] = optimize.sensitive_matmuls(src, edge_layers=edges) if plan.keep else []
+                futures[plan] = pool.submit(_quantize, plan, src, files[plan], keeps[plan])
+        trials = {}
+        for plan, future in futures.items():  # in the order submitted: the first done first
+            future.result()  # a ConversionError raised in the worker is raised here
+            report(f"int8 {plan.name}:")
+            # the fusion check applies to graphs quantized from the fused one; the others have none
+            variant, session = validate(files[plan], plan.graph == "fused")
+            trials[plan] = Trial(plan, files[plan], variant, len(keeps[plan]), session)
+    return [trials[plan] for plan in plans]
+
+
+def choose(
+    trials: Sequence[Trial],
+    fp32_session: ort.InferenceSession,
+    batches: Sequence[Batch],
+    choice: Int8Choice,
+    report: Callable[[str], None],
+) -> tuple[Trial, Chosen]:
+    """Time the passing candidates (refused ones cannot be written: timing them only costs export
+    time) beside fp32, and pick the fastest passing one, or the most accurate with "accurate"."""
+    passing = [trial for trial in trials if trial.variant.parity.passed]
+    if not passing:  # the most accurate is written, marked refused; time it for the record
+        passing_or_best = [max(trials, key=lambda trial: _score(trial.variant.parity))]
+    else:
+        passing_or_best = passing
+    sessions = {"fp32": fp32_session} | {trial.plan.name: trial.session for trial in passing_or_best}
+    # every session has run the validation set (the longest inputs among them): already warm
+    speeds = speed.sequences_per_second(sessions, speed.timing_batches(batches), rounds=2, warm_up=False)
+    if passing and choice == "fastest":
+        chosen = max(passing, key=lambda trial: speeds[trial.plan.name])
+    else:
+        chosen = max(passing_or_best, key=lambda trial: _score(trial.variant.parity))
+    for trial in trials:
+        timed = f"{speeds[trial.plan.name]:.0f} seq/s" if trial.plan.name in speeds else "not timed"
+        status = "passes" if trial.variant.parity.passed else "refused"
+        report(f"int8 {trial.plan.name}: {timed}, {status}" + (" <- written" if trial is chosen else ""))
+    fp32_speed = speeds["fp32"]
+    report(f"fp32 (fused): {fp32_speed:.0f} seq/s")
+    if chosen.variant.parity.passed and speeds[chosen.plan.name] < fp32_speed:
+        report("WARNING: the int8 graph written is slower than fp32 on this machine")
+    candidates = [
+        Int8Candidate(
+            name=trial.plan.name,
+            graph=trial.plan.graph,
+            per_channel=trial.plan.per_channel,
+            fp32_nodes=trial.fp32_nodes,
+            sequences_per_second=round(speeds[trial.plan.name], 1) if trial.plan.name in speeds else None,
+            parity=trial.variant.parity,
+            chosen=trial is chosen,
+        )
+        for trial in trials
+    ]
+    variant = chosen.variant.model_copy(
+        update={"sequences_per_second": round(speeds[chosen.plan.name], 1), "candidates": candidates}
+    )
+    return chosen, Chosen(variant, round(fp32_speed, 1))
+
+
+def _score(parity: Parity) -> tuple[bool, float, float]:
+    return parity.passed, parity.decision_agreement, -max(parity.max_abs_diff.values())
