@@ -23,6 +23,7 @@ from app.middleware import ServingMiddleware
 from app.service import Service
 from app.settings import Settings
 from app.tasks import TASKS
+from app.worker_threads import use_worker_threads
 
 log = logging.getLogger("bertserve")
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        workers = use_worker_threads(asyncio.get_running_loop(), settings.worker_threads)
         loading = asyncio.create_task(load_all(service.registry), name="load-models")
         trimming = asyncio.create_task(trim_heap_every(settings.heap_trim_interval_s), name="trim-heap")
         try:
@@ -46,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await loading
             await service.registry.shutdown()
+            workers.shutdown(wait=False, cancel_futures=True)
 
     # /docs and /redoc from assets served here (under /static/docs): they work offline.
     app = FastAPIOffline(

@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         description="first region of the shared CPU arena (resident only once touched): big enough for the "
         "costliest batch, so the arena does not grow new regions under traffic",
     )
+    worker_threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="threads for the event loop's blocking work (tokenizing long texts, QA post-processing), "
+        "all started at boot so the thread count stays flat; 0 = cores + 4 (at most 32)",
+    )
     heap_trim_interval_s: float = Field(
         30.0,
         ge=0,

@@ -20,6 +20,8 @@ class ProcessSample:
     open_files: int  # descriptors that are not sockets (connections come and go with the load)
     threads: int
     sockets: int
+    host_steal: int = 0  # the machine's CPU time taken by its hypervisor so far (jiffies)
+    host_cpu: int = 0  # the machine's CPU time so far, all states (jiffies)
 
 
 def sample_process(pid: int) -> ProcessSample:
@@ -33,7 +35,24 @@ def sample_process(pid: int) -> ProcessSample:
         except OSError:  # closed between the listing and the read
             continue
     sockets = sum(1 for target in targets if target.startswith("socket:"))
-    return ProcessSample(time.monotonic(), rss_kb / 1024, len(targets) - sockets, threads, sockets)
+    steal, total = host_cpu_times()
+    return ProcessSample(
+        time.monotonic(), rss_kb / 1024, len(targets) - sockets, threads, sockets, steal, total
+    )
+
+
+def host_cpu_times() -> tuple[int, int]:
+    """(steal, all) CPU jiffies of the whole machine, from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    steal = fields[7] if len(fields) > 7 else 0
+    return steal, sum(fields)
+
+
+def steal_percent(first: ProcessSample, last: ProcessSample) -> float:
+    """Share of the machine's CPU time its hypervisor took between two samples: a virtual machine's
+    cores run slower when the host is busy, which a latency trend must not blame on the server."""
+    total = last.host_cpu - first.host_cpu
+    return 100.0 * (last.host_steal - first.host_steal) / total if total > 0 else 0.0
 
 
 def metric_values(text: str, name: str) -> dict[str, float]:

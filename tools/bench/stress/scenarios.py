@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import time
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import numpy as np
 
 from tests.harness import RunningServer
 from tools.bench.stress.load import Outcome, Run, closed_loop, open_loop, session_for
-from tools.bench.stress.probe import Watcher, metric_sum, sample_process
+from tools.bench.stress.probe import Watcher, metric_sum, sample_process, steal_percent
 from tools.bench.stress.profiles import Profile
 from tools.bench.stress.report import Row
 from tools.bench.stress.traffic import Traffic
@@ -88,7 +89,11 @@ async def soak(server: RunningServer, profile: Profile, traffic: Traffic, capaci
     tenth = max(1, len(outcomes) // 10)
     first_p99 = run.percentile_ms(99, outcomes[:tenth])
     last_p99 = run.percentile_ms(99, outcomes[-tenth:])
-    settled = [s for s in watcher.samples if s.at >= watcher.samples[0].at + run.seconds * 0.2]
+    p99_by_tenth = [round(run.percentile_ms(99, outcomes[i * tenth : (i + 1) * tenth])) for i in range(10)]
+    samples = watcher.samples
+    ends = [samples[min(len(samples) - 1, round(i * (len(samples) - 1) / 10))] for i in range(11)]
+    steal_by_tenth = [round(steal_percent(a, b), 2) for a, b in itertools.pairwise(ends)]
+    settled = [s for s in samples if s.at >= samples[0].at + run.seconds * 0.2]
     base = settled[0] if settled else watcher.samples[0]
     rss_growth = max(s.rss_mb for s in settled) / base.rss_mb - 1 if settled else float("nan")
     threads = [s.threads for s in settled] or [0]
@@ -105,6 +110,8 @@ async def soak(server: RunningServer, profile: Profile, traffic: Traffic, capaci
             "p99_ms": run.percentile_ms(99),
             "p99_first_10pct_ms": first_p99,
             "p99_last_10pct_ms": last_p99,
+            "p99_ms_by_tenth": p99_by_tenth,
+            "host_cpu_steal_pct_by_tenth": steal_by_tenth,
             "rss_mb_at_20pct": base.rss_mb,
             "rss_growth_pct": rss_growth * 100,
             "threads_min_max": f"{min(threads)}-{max(threads)}",

@@ -1,0 +1,39 @@
+"""The event loop's worker threads (tokenizing long texts, QA post-processing, the heap trim): a fixed
+number, all started up front, so the server's thread count stays flat under any load.
+
+Python's default executor starts a thread only when none is idle, up to min(32, cores + 4): a long
+soak showed the count creep up (20 -> 23) whenever a burst of long requests found every thread busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+START_TIMEOUT_S = 10.0
+
+
+def default_count() -> int:
+    """As Python's default executor's ceiling: cores + 4, at most 32."""
+    return min(32, len(os.sched_getaffinity(0)) + 4)
+
+
+def started_executor(count: int) -> ThreadPoolExecutor:
+    """A pool of exactly `count` threads, every one of them running before this returns."""
+    executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="bertserve-worker")
+    # The pool starts a thread for each task that finds none idle: `count` tasks that wait for each
+    # other occupy `count` threads at once.
+    everyone = threading.Barrier(count)
+    for started in [executor.submit(everyone.wait, START_TIMEOUT_S) for _ in range(count)]:
+        started.result()
+    return executor
+
+
+def use_worker_threads(loop: asyncio.AbstractEventLoop, count: int = 0) -> ThreadPoolExecutor:
+    """Make a started pool of `count` threads (0 = default_count()) the loop's default executor,
+    which `asyncio.to_thread` uses; the caller shuts it down."""
+    executor = started_executor(count or default_count())
+    loop.set_default_executor(executor)
+    return executor
