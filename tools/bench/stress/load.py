@@ -47,6 +47,15 @@ class Run:
             counts[key] = counts.get(key, 0) + 1
         return dict(sorted(counts.items()))
 
+    def refusals(self) -> dict[str, int]:
+        """Answers other than 200, by status and error type (e.g. "429 queue_full")."""
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            if outcome.status and outcome.status != 200:
+                key = f"{outcome.status} {outcome.error_type}".strip()
+                counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items()))
+
     def answered(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == 200]
 

@@ -83,7 +83,9 @@ async def soak(server: RunningServer, profile: Profile, traffic: Traffic, capaci
     rate = capacity.requests_per_s * profile.soak_load
     watcher = Watcher(server.url, server.process.pid, interval=1.0)
     watcher.start()
+    client_cpu = time.process_time()
     run = await open_loop(server.url, traffic.next, rate, count=profile.soak_requests)
+    client_cores = (time.process_time() - client_cpu) / run.seconds
     await watcher.stop()
     outcomes = sorted(run.outcomes, key=lambda o: o.sent)
     tenth = max(1, len(outcomes) // 10)
@@ -106,6 +108,8 @@ async def soak(server: RunningServer, profile: Profile, traffic: Traffic, capaci
             "rate_per_s": rate,
             "seconds": run.seconds,
             "statuses": run.statuses(),
+            "refusals": run.refusals(),
+            "load_generator_cores": client_cores,  # the cores the client took from the server's two
             "p50_ms": run.percentile_ms(50),
             "p99_ms": run.percentile_ms(99),
             "p99_first_10pct_ms": first_p99,
@@ -148,9 +152,11 @@ async def overload(
         return await open_loop(server.url, traffic.next, calm, seconds=profile.recovery_s)
 
     offered = capacity.requests_per_s * profile.overload_factor
+    client_cpu, began = time.process_time(), time.perf_counter()
     storm, after = await asyncio.gather(
         open_loop(server.url, traffic.next, offered, seconds=profile.overload_s), after_the_storm()
     )
+    client_cores = (time.process_time() - client_cpu) / (time.perf_counter() - began)
     await watcher.stop()
     refusals = [o for o in storm.outcomes if o.status in REFUSALS]
     in_window = [o for o in storm.answered() if o.sent < profile.overload_s]
@@ -164,6 +170,8 @@ async def overload(
             "offered_per_s": capacity.requests_per_s * profile.overload_factor,
             "seconds": profile.overload_s,
             "statuses": storm.statuses(),
+            "refusals": storm.refusals(),
+            "load_generator_cores": client_cores,
             "answered_per_s": answered_rate,
             "answered_share_of_capacity": answered_rate / capacity.requests_per_s,
             "p50_ms": storm.percentile_ms(50),
