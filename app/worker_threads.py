@@ -8,16 +8,17 @@ soak showed the count creep up (20 -> 23) whenever a burst of long requests foun
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+from app.runtime.gate import usable_cores
 
 START_TIMEOUT_S = 10.0
 
 
 def default_count() -> int:
     """As Python's default executor's ceiling: cores + 4, at most 32."""
-    return min(32, len(os.sched_getaffinity(0)) + 4)
+    return min(32, usable_cores() + 4)
 
 
 def started_executor(count: int) -> ThreadPoolExecutor:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from app.contract.manifest import Int8Candidate, Parity, Variant
+from app.runtime.gate import usable_cores
 from export import optimize, speed
 from export.validate import Batch
 
@@ -66,7 +67,7 @@ class Chosen:
 
 def workers() -> int:
     """Quantization is single-threaded Python and numpy: one worker per core, at most 4."""
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    return max(1, min(4, usable_cores()))
 
 
 def _quantize(plan: Int8Plan, src: Path, dst: Path, keep: list[str]) -> None:

@@ -13,9 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def cpu_permits(intra_op_threads: int) -> int:
     """Runs that fit the cores at once: cores // threads per run (at least one)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     per_run = intra_op_threads or cores
     return max(1, cores // per_run)
 
