@@ -101,10 +101,10 @@ def build_trials(
     # spawn, not fork: the exporting process holds PyTorch's thread pools
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(min(workers(), len(plans)), mp_context=context) as pool:
-        ready = {graph: src for graph, src in sources.items() if isinstance(src, Path)}
-        for graph in sorted({plan.graph for plan in plans}, key=lambda graph: graph not in ready):
-            src = ready.get(graph) or sources[graph]
-            src = src if isinstance(src, Path) else src()
+        # the graphs already on disk first: the workers start on them while this process builds
+        for graph in sorted({p.graph for p in plans}, key=lambda g: not isinstance(sources[g], Path)):
+            source = sources[graph]
+            src = source if isinstance(source, Path) else source()
             for plan in (plan for plan in plans if plan.graph == graph):
                 edges = plan.keep == "head+edges"
                 keeps[plan] = optimize.sensitive_matmuls(src, edge_layers=edges) if plan.keep else []
@@ -129,21 +129,19 @@ def choose(
     """Time the passing candidates (refused ones cannot be written: timing them only costs export
     time) beside fp32, and pick the fastest passing one, or the most accurate with "accurate"."""
     passing = [trial for trial in trials if trial.variant.parity.passed]
-    if not passing:  # the most accurate is written, marked refused; time it for the record
-        passing_or_best = [max(trials, key=lambda trial: _score(trial.variant.parity))]
-    else:
-        passing_or_best = passing
-    sessions = {"fp32": fp32_session} | {trial.plan.name: trial.session for trial in passing_or_best}
+    # none passes: the most accurate is written, marked refused; it is timed for the record
+    timed = passing or [max(trials, key=lambda trial: _score(trial.variant.parity))]
+    sessions = {"fp32": fp32_session} | {trial.plan.name: trial.session for trial in timed}
     # every session has run the validation set (the longest inputs among them): already warm
     speeds = speed.sequences_per_second(sessions, speed.timing_batches(batches), rounds=2, warm_up=False)
     if passing and choice == "fastest":
         chosen = max(passing, key=lambda trial: speeds[trial.plan.name])
     else:
-        chosen = max(passing_or_best, key=lambda trial: _score(trial.variant.parity))
+        chosen = max(timed, key=lambda trial: _score(trial.variant.parity))
     for trial in trials:
-        timed = f"{speeds[trial.plan.name]:.0f} seq/s" if trial.plan.name in speeds else "not timed"
+        figure = f"{speeds[trial.plan.name]:.0f} seq/s" if trial.plan.name in speeds else "not timed"
         status = "passes" if trial.variant.parity.passed else "refused"
-        report(f"int8 {trial.plan.name}: {timed}, {status}" + (" <- written" if trial is chosen else ""))
+        report(f"int8 {trial.plan.name}: {figure}, {status}" + (" <- written" if trial is chosen else ""))
     fp32_speed = speeds["fp32"]
     report(f"fp32 (fused): {fp32_speed:.0f} seq/s")
     if chosen.variant.parity.passed and speeds[chosen.plan.name] < fp32_speed:

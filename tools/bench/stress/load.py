@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,20 +42,16 @@ class Run:
     seconds: float = 0.0
 
     def statuses(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for outcome in self.outcomes:
-            key = str(outcome.status) if outcome.status else outcome.lost
-            counts[key] = counts.get(key, 0) + 1
-        return dict(sorted(counts.items()))
+        """Outcomes by HTTP status, or by how the request was lost."""
+        counted = Counter(str(o.status) if o.status else o.lost for o in self.outcomes)
+        return dict(sorted(counted.items()))
 
     def refusals(self) -> dict[str, int]:
         """Answers other than 200, by status and error type (e.g. "429 queue_full")."""
-        counts: dict[str, int] = {}
-        for outcome in self.outcomes:
-            if outcome.status and outcome.status != 200:
-                key = f"{outcome.status} {outcome.error_type}".strip()
-                counts[key] = counts.get(key, 0) + 1
-        return dict(sorted(counts.items()))
+        counted = Counter(
+            f"{o.status} {o.error_type}".strip() for o in self.outcomes if o.status and o.status != 200
+        )
+        return dict(sorted(counted.items()))
 
     def answered(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == 200]

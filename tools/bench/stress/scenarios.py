@@ -89,9 +89,9 @@ async def soak(server: RunningServer, profile: Profile, traffic: Traffic, capaci
     await watcher.stop()
     outcomes = sorted(run.outcomes, key=lambda o: o.sent)
     tenth = max(1, len(outcomes) // 10)
-    first_p99 = run.percentile_ms(99, outcomes[:tenth])
-    last_p99 = run.percentile_ms(99, outcomes[-tenth:])
-    p99_by_tenth = [round(run.percentile_ms(99, outcomes[i * tenth : (i + 1) * tenth])) for i in range(10)]
+    tenths = [outcomes[i * tenth : (i + 1) * tenth] for i in range(9)] + [outcomes[-tenth:]]
+    p99_by_tenth = [run.percentile_ms(99, part) for part in tenths]
+    first_p99, last_p99 = p99_by_tenth[0], p99_by_tenth[-1]
     samples = watcher.samples
     ends = [samples[min(len(samples) - 1, round(i * (len(samples) - 1) / 10))] for i in range(11)]
     steal_by_tenth = [round(steal_percent(a, b), 2) for a, b in itertools.pairwise(ends)]
@@ -114,7 +114,7 @@ async def soak(server: RunningServer, profile: Profile, traffic: Traffic, capaci
             "p99_ms": run.percentile_ms(99),
             "p99_first_10pct_ms": first_p99,
             "p99_last_10pct_ms": last_p99,
-            "p99_ms_by_tenth": p99_by_tenth,
+            "p99_ms_by_tenth": [round(p99) for p99 in p99_by_tenth],
             "host_cpu_steal_pct_by_tenth": steal_by_tenth,
             "rss_mb_at_20pct": base.rss_mb,
             "rss_growth_pct": rss_growth * 100,
