@@ -19,7 +19,7 @@ from app.heap import trim_heap_every
 from app.inflight import InflightLimit
 from app.loading import load_all
 from app.metrics import Metrics
-from app.middleware import ServingMiddleware
+from app.middleware import RequestLedger, ServingMiddleware
 from app.service import Service
 from app.settings import Settings
 from app.tasks import TASKS
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
     service = Service(settings, metrics)
+    ledger = RequestLedger()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await loading
             await service.registry.shutdown()
             workers.shutdown(wait=False, cancel_futures=True)
+            log.log(logging.WARNING if ledger.unanswered else logging.INFO, "shutdown: %s", ledger.summary())
 
     # /docs and /redoc from assets served here (under /static/docs): they work offline.
     app = FastAPIOffline(
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         inflight_limit=InflightLimit(settings.max_inflight_requests, settings.inflight_horizon_s),
         retry_after_s=settings.retry_after_s,
+        ledger=ledger,
         max_request_id_chars=settings.max_request_id_chars,
         is_inference_path=is_infer_path,
         error_body_for=error_body_for,

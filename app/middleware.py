@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -41,6 +42,27 @@ def accepted_request_id(value: str | None, max_chars: int) -> str:
     return uuid.uuid4().hex
 
 
+@dataclass
+class RequestLedger:
+    """Inference requests that reached the application, and how many of them got an answer.
+
+    At shutdown the difference is what the drain left unanswered; a request a client sent on a
+    connection the server was closing never reached the application and is in neither count."""
+
+    received: int = 0
+    answered: int = 0  # a response was started (any status)
+
+    @property
+    def unanswered(self) -> int:
+        return self.received - self.answered
+
+    def summary(self) -> str:
+        return (
+            f"inference requests: {self.received} received, {self.answered} answered, "
+            f"{self.unanswered} unanswered"
+        )
+
+
 class ServingMiddleware:
     """Wraps every HTTP request; counts and limits the inference ones (`task_paths`)."""
 
@@ -53,6 +75,7 @@ class ServingMiddleware:
         max_body_bytes: int,
         inflight_limit: InflightLimit,
         retry_after_s: int,
+        ledger: RequestLedger | None = None,
         max_request_id_chars: int = 128,
         is_inference_path: Callable[[str], bool] | None = None,
         error_body_for: Callable[[str, str, str], Any] | None = None,
@@ -69,6 +92,7 @@ class ServingMiddleware:
         self.inflight_limit = inflight_limit
         self.retry_after_s = retry_after_s
         self.max_request_id_chars = max_request_id_chars
+        self.ledger = ledger or RequestLedger()
         self.inflight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,18 +112,15 @@ class ServingMiddleware:
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], request_id: str
     ) -> None:
-        task = self.task_paths.get(scope.get("path", ""))
-        if (
-            task is None
-            and self.is_inference_path is not None
-            and self.is_inference_path(scope.get("path", ""))
-        ):
-            task = ""
+        task = self._inference_task(scope.get("path", ""))
         status = {"code": 500, "started": 0}
+        counted = int(task is not None)  # the ledger counts inference requests only
+        self.ledger.received += counted
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"], status["started"] = message["status"], 1
+                self.ledger.answered += counted
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (REQUEST_ID.encode(), request_id.encode())]
             await send(message)
@@ -154,6 +175,13 @@ class ServingMiddleware:
         task = str(scope["state"].get("task") or task)
         self.metrics.requests.labels(model, task, str(status["code"])).inc()
         self.metrics.request_duration.labels(model, task).observe(time.perf_counter() - started)
+
+    def _inference_task(self, path: str) -> str | None:
+        """The task an inference path serves ("" when the route names it later), None elsewhere."""
+        task = self.task_paths.get(path)
+        if task is None and self.is_inference_path is not None and self.is_inference_path(path):
+            return ""
+        return task
 
     def _limited(self, receive: Receive) -> Receive:
         """A receive that refuses bodies over the limit even without a Content-Length."""

@@ -94,6 +94,7 @@ async def test_sigterm_finishes_accepted_requests_then_exits(tiny_models: Path, 
         assert await asyncio.to_thread(server.process.wait, 30) in (0, -15)
         log = server.log()
         assert "draining" in log and "Application shutdown complete" in log
+        assert "shutdown: inference requests: 20 received, 20 answered, 0 unanswered" in log
 
 
 def test_a_corrupt_model_folder_is_reported_not_fatal(tiny_models: Path, tmp_path: Path) -> None:

@@ -157,3 +157,8 @@ async def test_a_drain_timeout_under_a_second_is_kept(tiny_models: Path, tmp_pat
             took = time.monotonic() - started
             held.cancel()
         assert took < 4.0, f"exit took {took:.1f} s with a 0.5 s drain timeout"
+        # the request cut off by the drain timeout is reported, not silently dropped
+        assert (
+            "WARNING bertserve [-]: shutdown: inference requests: 1 received, 0 answered, 1 unanswered"
+            in (server.log())
+        )

@@ -69,7 +69,9 @@ async def run_all(
             rows.append(await schemathesis(server.url, profile.schemathesis_examples, work, served, minimum))
     if "sigterm" in only:
         log("SIGTERM under load")
-        with run_server(models, work, env=SERVER_ENV, timeout=300) as server:
+        # at info, the server logs what it received and answered as it shuts down
+        sigterm_env = {**SERVER_ENV, "BERTSERVE_LOG_LEVEL": "info"}
+        with run_server(models, work, env=sigterm_env, timeout=300) as server:
             rows.append(await scenarios.sigterm(server, profile, traffic, capacity, DRAIN_TIMEOUT_S))
     if "faults" in only:
         log("faults: a failing runner, a truncated .onnx, a missing tokenizer, another manifest version")
