@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from app.errors import ModelLoadError
 from app.faults import with_faults
 from app.observer import MetricsObserver
 from app.registry import ModelRegistry, ModelSlot
-from app.runtime.gate import GatedRunner, cpu_permits
+from app.runtime.gate import FairGate, GatedRunner, cpu_permits
 from app.runtime.repository import LoadedModel, discover, load_model
 from app.runtime.session import SessionRunner
 from app.settings import BatchLimits, Settings
@@ -77,22 +76,20 @@ def prepare_model(name: str, settings: Settings) -> ReadyModel:
 
 
 class RunGate:
-    """One semaphore shared by every CPU model, so concurrent batches do not oversubscribe the cores."""
+    """One fair gate shared by every CPU model, so concurrent batches do not oversubscribe the cores."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._semaphore: threading.BoundedSemaphore | None = None
+        self._gate: FairGate | None = None
 
     def wrap(self, onnx: SessionRunner) -> BatchRunner[Any, Any, Any]:
         """The model's runner behind the shared gate (CPU), or as it is (CUDA, or a gate of 0)."""
         permits = self._settings.max_concurrent_runs
         if permits == 0 and onnx.device != "cpu":
             return onnx
-        if self._semaphore is None:
-            self._semaphore = threading.BoundedSemaphore(
-                permits or cpu_permits(self._settings.intra_op_threads)
-            )
-        return GatedRunner(onnx, self._semaphore)
+        if self._gate is None:
+            self._gate = FairGate(permits or cpu_permits(self._settings.intra_op_threads))
+        return GatedRunner(onnx, self._gate)
 
 
 async def load_all(registry: ModelRegistry) -> None:

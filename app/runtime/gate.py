@@ -2,14 +2,23 @@
 
 Each ONNX Runtime session has its own intra-op threads. Four models running at once with two
 threads each on two cores means eight busy threads, each run four times slower, and the event
-loop (HTTP, tokenizing, refusing) starved. The gate lets at most `permits` runs proceed at once.
+loop (HTTP, tokenizing, refusing) starved. The gate lets at most `permits` runs proceed at once,
+in the order they asked.
+
+The order matters. A runner thread that finishes a run picks up its model's next batch and asks
+again at once, still holding the GIL, while the thread it woke has not been scheduled yet: with
+`threading.Semaphore` it takes the permit back, so under load one model kept the cores for
+seconds while the others' queues aged (queue waits of 10-30 s behind a 2 s admission limit, with
+5x overload). `FairGate` hands a released permit straight to the longest waiter.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Sequence
+from types import TracebackType
 from typing import Any
 
 
@@ -25,10 +34,60 @@ def cpu_permits(intra_op_threads: int) -> int:
     return max(1, cores // per_run)
 
 
+class FairGate:
+    """A counting semaphore that serves waiters first come, first served: `release` passes the
+    permit to the longest waiter directly, so nobody can take it in between."""
+
+    def __init__(self, permits: int) -> None:
+        if permits < 1:
+            raise ValueError(f"a gate needs at least one permit, not {permits}")
+        self.permits = permits
+        self._lock = threading.Lock()
+        self._free = permits
+        self._waiters: deque[threading.Lock] = deque()
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        turn.acquire()  # released by `release`, which gave this thread the permit
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().release()
+            elif self._free < self.permits:
+                self._free += 1
+            else:
+                raise ValueError("FairGate released more often than acquired")
+
+    def saturated(self) -> bool:
+        """Every permit is held: whoever asks now waits."""
+        with self._lock:
+            return self._free == 0
+
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiters)
+
+    def __enter__(self) -> FairGate:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.release()
+
+
 class GatedRunner:
     """Delegates to a runner; `run` holds one of the shared permits while it runs."""
 
-    def __init__(self, runner: Any, gate: threading.Semaphore) -> None:
+    def __init__(self, runner: Any, gate: FairGate) -> None:
         self._runner = runner
         self._gate = gate
 
@@ -37,10 +96,7 @@ class GatedRunner:
 
     def saturated(self) -> bool:
         """Every permit is held (another model is running): a batch formed now would wait anyway."""
-        if self._gate.acquire(blocking=False):
-            self._gate.release()
-            return False
-        return True
+        return self._gate.saturated()
 
     def run(self, batch: Any) -> Sequence[Any]:
         with self._gate:

@@ -78,6 +78,7 @@ class Watcher:
     interval: float = 0.5
     samples: list[ProcessSample] = field(default_factory=list)
     max_queue_items: float = 0.0
+    queued: list[tuple[float, float]] = field(default_factory=list)  # (perf_counter, items queued)
     _task: asyncio.Task[None] | None = None
 
     async def _loop(self) -> None:
@@ -88,6 +89,7 @@ class Watcher:
                     async with session.get("/metrics") as response:
                         text = await response.text()
                     queued = metric_sum(text, "bertserve_queue_items")
+                    self.queued.append((time.perf_counter(), queued))
                     self.max_queue_items = max(self.max_queue_items, queued)
                 except (TimeoutError, OSError, aiohttp.ClientError):
                     pass
