@@ -15,6 +15,7 @@ from app.api.inference import inference_router
 from app.api.system import system_router
 from app.api.v2 import is_infer_path, v2_router
 from app.api.v2_errors import error_body_for
+from app.collector import freeze_startup_objects
 from app.heap import trim_heap_every
 from app.inflight import InflightLimit
 from app.loading import load_all
@@ -35,10 +36,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service = Service(settings, metrics)
     ledger = RequestLedger()
 
+    async def load_models() -> None:
+        await load_all(service.registry)
+        log.info("%d startup objects frozen out of the garbage collector", freeze_startup_objects())
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         workers = use_worker_threads(asyncio.get_running_loop(), settings.worker_threads)
-        loading = asyncio.create_task(load_all(service.registry), name="load-models")
+        loading = asyncio.create_task(load_models(), name="load-models")
         trimming = asyncio.create_task(trim_heap_every(settings.heap_trim_interval_s), name="trim-heap")
         try:
             yield
