@@ -62,6 +62,15 @@ class RequestLedger:
             f"{self.unanswered} unanswered"
         )
 
+    @classmethod
+    def last_in(cls, log_text: str) -> RequestLedger | None:
+        """The ledger of the last `summary()` in a log, or None if there is none."""
+        found = LEDGER_SUMMARY.findall(log_text)
+        return cls(int(found[-1][0]), int(found[-1][1])) if found else None
+
+
+LEDGER_SUMMARY = re.compile(r"inference requests: (\d+) received, (\d+) answered, \d+ unanswered")
+
 
 class ServingMiddleware:
     """Wraps every HTTP request; counts and limits the inference ones (`task_paths`)."""

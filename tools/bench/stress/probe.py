@@ -77,9 +77,12 @@ class Watcher:
     pid: int
     interval: float = 0.5
     samples: list[ProcessSample] = field(default_factory=list)
-    max_queue_items: float = 0.0
     queued: list[tuple[float, float]] = field(default_factory=list)  # (perf_counter, items queued)
     _task: asyncio.Task[None] | None = None
+
+    @property
+    def max_queue_items(self) -> float:
+        return max((items for _, items in self.queued), default=0.0)
 
     async def _loop(self) -> None:
         async with aiohttp.ClientSession(self.url, timeout=aiohttp.ClientTimeout(total=5)) as session:
@@ -90,7 +93,6 @@ class Watcher:
                         text = await response.text()
                     queued = metric_sum(text, "bertserve_queue_items")
                     self.queued.append((time.perf_counter(), queued))
-                    self.max_queue_items = max(self.max_queue_items, queued)
                 except (TimeoutError, OSError, aiohttp.ClientError):
                     pass
                 await asyncio.sleep(self.interval)

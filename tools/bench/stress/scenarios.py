@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import signal
 import time
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import aiohttp
 import httpx
 import numpy as np
 
+from app.middleware import RequestLedger
 from tests.harness import RunningServer
 from tools.bench.stress.load import Outcome, Run, closed_loop, open_loop, session_for
 from tools.bench.stress.probe import Watcher, metric_sum, sample_process, steal_percent
@@ -80,15 +80,13 @@ def recovery_time(
     threshold" measured when the last such second happened, not when the storm's backlog was gone.
     """
     ordered = sorted((o for o in outcomes if o.status in {200, 429, 503}), key=lambda o: o.sent)
-    # a refusal counts as slower than any threshold: the backlog is not gone while calm traffic
-    # is still turned away
-    latencies = np.array([o.latency if o.status == 200 else np.inf for o in ordered])
-    for start, outcome in enumerate(ordered):
-        rest = latencies[start:]
-        if len(rest) < minimum:
-            break
-        if np.isfinite(rest).all() and float(np.percentile(rest, percentile)) <= threshold_s:
-            return outcome.sent
+    # the backlog is not gone while calm traffic is still turned away: start after the last refusal
+    refused = [index for index, o in enumerate(ordered) if o.status != 200]
+    first = refused[-1] + 1 if refused else 0
+    latencies = np.array([o.latency for o in ordered])
+    for start in range(first, len(ordered) - minimum + 1):
+        if float(np.percentile(latencies[start:], percentile)) <= threshold_s:
+            return ordered[start].sent
     return float("nan")
 
 
@@ -234,17 +232,6 @@ async def _readiness_drop(url: str, since: float) -> float:
             await asyncio.sleep(0.005)
 
 
-SHUTDOWN_LEDGER = re.compile(
-    r"shutdown: inference requests: (\d+) received, (\d+) answered, (\d+) unanswered"
-)
-
-
-def _shutdown_ledger(server_log: str) -> tuple[int, int] | None:
-    """(received, answered) from the server's last log line at shutdown, or None if it wrote none."""
-    found = SHUTDOWN_LEDGER.findall(server_log)
-    return (int(found[-1][0]), int(found[-1][1])) if found else None
-
-
 async def sigterm(
     server: RunningServer, profile: Profile, traffic: Traffic, capacity: Capacity, drain_s: float
 ) -> Row:
@@ -268,8 +255,8 @@ async def sigterm(
     await asyncio.to_thread(server.process.wait, drain_s + 30)
     exit_s = time.perf_counter() - signalled
     run = await load
-    ledger = _shutdown_ledger(server.log())
-    received, answered = ledger if ledger is not None else (-1, -1)
+    ledger = RequestLedger.last_in(server.log())  # the server's shutdown line
+    received, answered = (ledger.received, ledger.answered) if ledger is not None else (-1, -1)
     client_answers = sum(1 for o in run.outcomes if o.status)
     answered_codes = {o.status for o in run.outcomes if o.status}
     return Row(
