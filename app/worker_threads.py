@@ -12,6 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from app.runtime.gate import usable_cores
+from app.thread_names import name_this_os_thread
 
 START_TIMEOUT_S = 10.0
 
@@ -23,13 +24,20 @@ def default_count() -> int:
 
 def started_executor(count: int) -> ThreadPoolExecutor:
     """A pool of exactly `count` threads, every one of them running before this returns."""
-    executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="bertserve-worker")
+    executor = ThreadPoolExecutor(
+        max_workers=count, thread_name_prefix="bertserve-worker", initializer=_name_os_thread
+    )
     # The pool starts a thread for each task that finds none idle: `count` tasks that wait for each
     # other occupy `count` threads at once.
     everyone = threading.Barrier(count)
     for started in [executor.submit(everyone.wait, START_TIMEOUT_S) for _ in range(count)]:
         started.result()
     return executor
+
+
+def _name_os_thread() -> None:
+    """The OS name `worker-N` (Python's `bertserve-worker_N` is longer than Linux keeps)."""
+    name_this_os_thread(f"worker-{threading.current_thread().name.rpartition('_')[2]}")
 
 
 def use_worker_threads(loop: asyncio.AbstractEventLoop, count: int = 0) -> ThreadPoolExecutor:

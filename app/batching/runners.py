@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from app.batching.protocol import BatchRunner
 from app.batching.queue import FormedBatch
+from app.thread_names import name_this_os_thread
 
 PayloadT = TypeVar("PayloadT")
 OutputT = TypeVar("OutputT")
@@ -78,6 +79,7 @@ class RunnerPool(Generic[PayloadT, OutputT]):
         """Take batches and run them until told to stop; dying any other way is reported."""
         assert self._loop is not None
         loop = self._loop
+        name_this_os_thread(f"run{index}-{self.name}")
         handed: FormedBatch[PayloadT, OutputT] | None = None
         try:
             while True:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.middleware import RequestLedger
 from tests.container.conftest import CPU_IMAGE_LIMIT_MB, BuiltImage, record
 from tests.container.engine import docker
 from tests.container.torch_index import free_port
@@ -211,59 +212,106 @@ def test_models_and_metrics(served: Served, shipped: dict[str, set[str]]) -> Non
 @dataclass
 class Outcomes:
     ok: int = 0
-    refused: int = 0  # 503 while draining, or the connection refused: never accepted, safe to retry
-    lost: list[str] = field(default_factory=list)  # accepted, then no answer or a server error
+    refused: int = 0  # the connection refused: never accepted, safe to retry
+    draining: int = 0  # 503 while draining: answered, safe to retry
+    lost: list[str] = field(default_factory=list)  # a timeout, or an answer other than 200 / 503
+    # The connection reset with no answer. Either the server read the request and lost it, or the
+    # kernel had queued the connection when the listener closed and the server never read it; the
+    # server's shutdown ledger tells which.
+    reset: list[str] = field(default_factory=list)
     in_flight_at_stop: int = 0
+
+    @property
+    def answers(self) -> int:
+        """Responses the clients received, whatever their status."""
+        return self.ok + self.draining + sum(1 for lost in self.lost if not lost.startswith("timeout"))
+
+
+class StopClients:
+    """Clients that keep sending while the server stops, each request on a new connection."""
+
+    def __init__(self, url: str, clients: int) -> None:
+        self.url = url
+        self.body = {
+            "inputs": [f"Review {i}: the film was fine, the ending a little long." for i in range(32)]
+        }
+        self.outcomes = Outcomes()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.done = threading.Event()
+        self.threads = [threading.Thread(target=self._send_until_done) for _ in range(clients)]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self) -> Outcomes:
+        self.done.set()
+        for thread in self.threads:
+            thread.join(70)
+        return self.outcomes
+
+    def _send_until_done(self) -> None:
+        with httpx.Client(timeout=60, headers={"connection": "close"}) as http:
+            while not self.done.is_set():
+                sent_before_stop = not self.stopping.is_set()
+                try:
+                    response = http.post(f"{self.url}/classify", json=self.body)
+                except httpx.ConnectError:
+                    with self.lock:
+                        self.outcomes.refused += 1
+                    time.sleep(0.05)
+                    continue
+                except httpx.TimeoutException as error:
+                    with self.lock:
+                        self.outcomes.lost.append(f"timeout: {type(error).__name__}")
+                    continue
+                except httpx.TransportError as error:
+                    with self.lock:
+                        self.outcomes.reset.append(f"{type(error).__name__}: {error}")
+                    continue
+                with self.lock:
+                    self._count(response, in_flight_at_stop=sent_before_stop and self.stopping.is_set())
+
+    def _count(self, response: httpx.Response, *, in_flight_at_stop: bool) -> None:
+        if response.status_code == 200:
+            self.outcomes.ok += 1
+            self.outcomes.in_flight_at_stop += in_flight_at_stop
+        elif response.status_code == 503:
+            self.outcomes.draining += 1
+        else:
+            self.outcomes.lost.append(f"{response.status_code}: {response.text[:200]}")
+
+
+def inference_answers(metrics: str) -> int:
+    """How many inference requests the server has answered, from `bertserve_requests_total`."""
+    counters = [line for line in metrics.splitlines() if line.startswith("bertserve_requests_total{")]
+    return int(sum(float(line.rpartition(" ")[2]) for line in counters))
 
 
 def test_docker_stop_loses_no_request(served: Served) -> None:
-    """Clients keep sending while `docker stop` runs: every accepted request is answered."""
-    body = {"inputs": [f"Review number {i}: the film was fine, the ending a little long." for i in range(32)]}
-    outcomes = Outcomes()
-    lock = threading.Lock()
-    stopping = threading.Event()
-    done = threading.Event()
-
-    def client() -> None:
-        with httpx.Client(timeout=60, headers={"connection": "close"}) as http:
-            while not done.is_set():
-                sent_before_stop = not stopping.is_set()
-                try:
-                    response = http.post(f"{served.url}/classify", json=body)
-                except httpx.ConnectError:
-                    with lock:
-                        outcomes.refused += 1
-                    time.sleep(0.05)
-                    continue
-                except httpx.HTTPError as error:
-                    with lock:
-                        outcomes.lost.append(f"{type(error).__name__}: {error}")
-                    continue
-                with lock:
-                    if response.status_code == 200:
-                        outcomes.ok += 1
-                        if sent_before_stop and stopping.is_set():
-                            outcomes.in_flight_at_stop += 1
-                    elif response.status_code == 503:
-                        outcomes.refused += 1
-                    else:
-                        outcomes.lost.append(f"{response.status_code}: {response.text[:200]}")
-
-    clients = [threading.Thread(target=client) for _ in range(6)]
-    for thread in clients:
-        thread.start()
+    """Clients keep sending while `docker stop` runs: every request the server read is answered, every
+    answer reaches its client, and the server exits 0 before the grace period."""
+    answered_before = inference_answers(httpx.get(f"{served.url}/metrics", timeout=10).text)
+    clients = StopClients(served.url, clients=6)
+    clients.start()
     time.sleep(3)
-    stopping.set()
+    clients.stopping.set()
     started = time.monotonic()
     docker("stop", "-t", "35", served.name, timeout=60)
     drain = time.monotonic() - started
     time.sleep(0.5)
-    done.set()
-    for thread in clients:
-        thread.join(70)
+    outcomes = clients.finish()
     exit_code = docker("inspect", "-f", "{{.State.ExitCode}}", served.name).stdout.strip()
-    record("docker stop under load", f"{drain:.1f} s ({outcomes.in_flight_at_stop} in flight answered)")
+    logs = served.logs()
+    ledger = RequestLedger.last_in(logs)
+    in_flight, unread = outcomes.in_flight_at_stop, len(outcomes.reset)
+    record("docker stop under load", f"{drain:.1f} s ({in_flight} in flight answered, {unread} reset unread)")
     assert outcomes.lost == [], f"lost requests: {outcomes.lost[:5]} ({len(outcomes.lost)})"
-    assert outcomes.ok > 0 and outcomes.in_flight_at_stop > 0, outcomes
-    assert exit_code == "0", f"exit code {exit_code}\n{served.logs()}"
+    assert outcomes.ok > 0 and in_flight > 0, outcomes
+    assert ledger is not None, f"no shutdown ledger in the log\n{logs}"
+    assert ledger.unanswered == 0, f"the server read {ledger.unanswered} requests it did not answer\n{logs}"
+    # Every answer the server gave reached its client, so a reset is a request the server never read.
+    assert ledger.answered - answered_before == outcomes.answers, (ledger, answered_before, outcomes)
+    assert exit_code == "0", f"exit code {exit_code}\n{logs}"
     assert drain < 30, "SIGTERM did not stop the server before the grace period (SIGKILL)"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 import time
 
 from app.worker_threads import default_count, started_executor, use_worker_threads
+from tools.bench.stress.probe import thread_names
 
 
 def _workers() -> list[threading.Thread]:
@@ -17,6 +20,9 @@ def test_every_thread_runs_before_the_pool_is_handed_out() -> None:
     executor = started_executor(5)
     try:
         assert len(_workers()) == 5
+        if sys.platform.startswith("linux"):  # named for the OS too, as top -H and /proc show them
+            names = thread_names(os.getpid())
+            assert sorted(n for n in names if n.startswith("worker-")) == [f"worker-{i}" for i in range(5)]
     finally:
         executor.shutdown(wait=True)
     assert _workers() == []

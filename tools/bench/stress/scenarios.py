@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import signal
 import time
 from dataclasses import dataclass
@@ -15,7 +14,15 @@ import numpy as np
 from app.middleware import RequestLedger
 from tests.harness import RunningServer
 from tools.bench.stress.load import Outcome, Run, closed_loop, open_loop, session_for
-from tools.bench.stress.probe import Watcher, metric_sum, sample_process, steal_percent
+from tools.bench.stress.probe import (
+    Watcher,
+    metric_sum,
+    ms_per_1k_tokens,
+    sample_process,
+    steal_percent,
+    tenth_spans,
+    threads_gained,
+)
 from tools.bench.stress.profiles import Profile
 from tools.bench.stress.report import Row
 from tools.bench.stress.traffic import Traffic
@@ -110,8 +117,8 @@ async def soak(server: RunningServer, profile: Profile, traffic: Traffic, capaci
     p99_by_tenth = [run.percentile_ms(99, part) for part in tenths]
     first_p99, last_p99 = p99_by_tenth[0], p99_by_tenth[-1]
     samples = watcher.samples
-    ends = [samples[min(len(samples) - 1, round(i * (len(samples) - 1) / 10))] for i in range(11)]
-    steal_by_tenth = [round(steal_percent(a, b), 2) for a, b in itertools.pairwise(ends)]
+    steal_by_tenth = [round(steal_percent(a, b), 2) for a, b in tenth_spans(samples)]
+    ms_per_1k_by_tenth = [round(ms_per_1k_tokens(a, b), 2) for a, b in tenth_spans(watcher.compute)]
     settled = [s for s in samples if s.at >= samples[0].at + run.seconds * 0.2]
     base = settled[0] if settled else watcher.samples[0]
     rss_growth = max(s.rss_mb for s in settled) / base.rss_mb - 1 if settled else float("nan")
@@ -133,9 +140,16 @@ async def soak(server: RunningServer, profile: Profile, traffic: Traffic, capaci
             "p99_last_10pct_ms": last_p99,
             "p99_ms_by_tenth": [round(p99) for p99 in p99_by_tenth],
             "host_cpu_steal_pct_by_tenth": steal_by_tenth,
+            "onnx_ms_per_1k_tokens_by_tenth": ms_per_1k_by_tenth,
             "rss_mb_at_20pct": base.rss_mb,
             "rss_growth_pct": rss_growth * 100,
             "threads_min_max": f"{min(threads)}-{max(threads)}",
+            # Which threads the busiest sample had over the quietest, by name.
+            "threads_gained": threads_gained(
+                min(settled, key=lambda s: s.threads), max(settled, key=lambda s: s.threads)
+            )
+            if settled
+            else {},
             "open_files_min_max": f"{min(files)}-{max(files)}",
             "sockets_min_max": f"{min(sockets)}-{max(sockets)}",
         },
