@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -46,6 +47,11 @@ class FaultyRunner:
     def saturated(self) -> bool:
         saturated = getattr(self._runner, "saturated", None)
         return bool(saturated()) if saturated is not None else False
+
+    def turn(self) -> AbstractContextManager[object]:
+        from app.batching.protocol import turn_of  # here: importing app.batching at load time is a cycle
+
+        return turn_of(self._runner)
 
     def run(self, batch: Any) -> Sequence[Any]:
         with self._lock:

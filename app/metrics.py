@@ -56,14 +56,14 @@ class Metrics:
         )
         self.queue_wait = Histogram(
             "bertserve_queue_wait_seconds",
-            "Time an item waits before its batch starts",
+            "Time an item waits before its batch runs, its batch's wait for a turn on shared cores included",
             ["model"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.inference = Histogram(
             "bertserve_inference_seconds",
-            "ONNX Runtime time per batch",
+            "ONNX Runtime time per batch, from when its turn came",
             ["model"],
             buckets=LATENCY_BUCKETS,
             registry=r,

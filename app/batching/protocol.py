@@ -4,6 +4,7 @@ the reports it gives. (QueueFull and DeadlineExceeded are app.errors': the serve
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -49,6 +50,14 @@ class BatchRunner(Protocol[PayloadT_contra, PaddedT, OutputT_co]):
 
 # A runner may also offer `saturated() -> bool`: True while a batch formed now could not start
 # (e.g. a run gate shared with other models is full); the batcher then waits for companions.
+# And `turn() -> ContextManager`: the runner thread holds it around `run`, after waiting for it
+# (e.g. that gate's permit); the wait counts as the items' queue wait, not as their run.
+
+
+def turn_of(runner: object) -> AbstractContextManager[object]:
+    """The runner's `turn()` where it has one; a turn that never waits otherwise."""
+    turn = getattr(runner, "turn", None)
+    return turn() if turn is not None else nullcontext()
 
 
 @dataclass(frozen=True)

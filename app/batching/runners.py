@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from app.batching.protocol import BatchRunner
+from app.batching.protocol import BatchRunner, turn_of
 from app.batching.queue import FormedBatch
 from app.thread_names import name_this_os_thread
 
@@ -101,11 +101,23 @@ class RunnerPool(Generic[PayloadT, OutputT]):
                 loop.call_soon_threadsafe(self._on_crash, f"runner-{index}", error)
 
     def _run_one(self, handed: FormedBatch[PayloadT, OutputT]) -> Outcome:
-        """Run one batch; any failure, or an output count that does not match, is the batch's."""
+        """Run one batch in the runner's turn; any failure, or an output count that does not match,
+        is the batch's. The run is timed from when the turn came: waiting for it is queueing."""
+        if all(item.future.done() for item in handed.items):  # every client gone: do not wait
+            now = self._clock()
+            return None, None, now, now
+        try:
+            with turn_of(self._runner):
+                return self._run_in_turn(handed)
+        except BaseException as failure:  # the turn itself failed: the batch's too
+            now = self._clock()
+            return None, failure, now, now
+
+    def _run_in_turn(self, handed: FormedBatch[PayloadT, OutputT]) -> Outcome:
         started = self._clock()
         outputs: Sequence[OutputT] | None = None
         error: BaseException | None = None
-        if any(not item.future.done() for item in handed.items):
+        if any(not item.future.done() for item in handed.items):  # some may have left while it waited
             try:
                 outputs = self._runner.run(handed.padded)
                 if len(outputs) != len(handed.items):

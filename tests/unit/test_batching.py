@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -360,4 +361,49 @@ async def test_a_lone_item_waits_while_the_shared_engine_is_saturated() -> None:
     second = asyncio.ensure_future(batcher.submit(item("b"), 5.0))
     await asyncio.wait_for(asyncio.gather(first, second), timeout=3.0)
     assert runner.batches == [["a", "b"]]  # the batch could not have started: it waited for "b"
+    await batcher.close()
+
+
+@dataclass
+class TurnTakingRunner(FakeRunner):
+    """A runner whose turn (a run gate shared with other models) comes only when released."""
+
+    turn_free: threading.Event = field(default_factory=threading.Event)
+    turns: list[str] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        self.turn_free.wait(5)
+        self.turns.append("in")
+        yield
+        self.turns.append("out")
+
+
+async def test_waiting_for_the_turn_is_queueing_not_running() -> None:
+    """The wait for a shared gate counts as the items' queue wait; the run is timed alone."""
+    runner, observer = TurnTakingRunner(), RecordingObserver()
+    batcher = await started(runner, limits(max_batch_size=1, max_delay_ms=0), observer)
+    waiting = asyncio.ensure_future(batcher.submit(item("a"), 5.0))
+    await asyncio.sleep(0.3)
+    assert not waiting.done() and runner.batches == []
+    runner.turn_free.set()
+    done = await asyncio.wait_for(waiting, timeout=3.0)
+    assert done.outputs == ["out-a"] and runner.turns == ["in", "out"]
+    [report] = observer.batches
+    assert report.queue_waits[0] >= 0.25 and report.run_seconds < 0.1, report
+    assert done.queue_seconds >= 0.25 and done.inference_seconds < 0.1, done
+    await batcher.close()
+
+
+async def test_a_batch_whose_clients_left_while_it_waited_for_its_turn_is_not_run() -> None:
+    runner, observer = TurnTakingRunner(), RecordingObserver()
+    batcher = await started(runner, limits(max_batch_size=1, max_delay_ms=0), observer)
+    waiting = asyncio.ensure_future(batcher.submit(item("a"), 5.0))
+    await asyncio.sleep(0.2)  # handed to the runner thread, which waits for its turn
+    waiting.cancel()
+    await asyncio.sleep(0.05)
+    runner.turn_free.set()
+    await asyncio.sleep(0.2)
+    assert runner.turns == ["in", "out"] and runner.batches == []  # the turn came, nothing ran
+    assert sum(drop.count for drop in observer.drops) == 1, observer.drops
     await batcher.close()

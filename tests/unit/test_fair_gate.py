@@ -82,12 +82,17 @@ class HeldRunner:
         return [value * 2 for value in batch]
 
 
-def test_a_gated_runner_holds_a_permit_while_it_runs() -> None:
+def test_a_gated_runners_turn_is_a_permit_held_while_it_runs() -> None:
     gate = FairGate(1)
     inner = HeldRunner(gate)
     runner = GatedRunner(inner, gate)
     result: list[int] = []
-    thread = threading.Thread(target=lambda: result.extend(runner.run(runner.pad([1, 2]))))
+
+    def run_in_turn() -> None:
+        with runner.turn():
+            result.extend(runner.run(runner.pad([1, 2])))
+
+    thread = threading.Thread(target=run_in_turn)
     thread.start()
     inner.running.wait(5)
     assert runner.saturated()
