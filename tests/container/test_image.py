@@ -18,6 +18,7 @@ from app.middleware import RequestLedger
 from tests.container.conftest import CPU_IMAGE_LIMIT_MB, BuiltImage, record
 from tests.container.engine import docker
 from tests.container.torch_index import free_port
+from tools.bench.stress.probe import metric_sum
 
 # The first test to need the image builds it: up to ~5 min cold on 2 cores.
 pytestmark = pytest.mark.timeout(1800)
@@ -283,16 +284,11 @@ class StopClients:
             self.outcomes.lost.append(f"{response.status_code}: {response.text[:200]}")
 
 
-def inference_answers(metrics: str) -> int:
-    """How many inference requests the server has answered, from `bertserve_requests_total`."""
-    counters = [line for line in metrics.splitlines() if line.startswith("bertserve_requests_total{")]
-    return int(sum(float(line.rpartition(" ")[2]) for line in counters))
-
-
 def test_docker_stop_loses_no_request(served: Served) -> None:
     """Clients keep sending while `docker stop` runs: every request the server read is answered, every
     answer reaches its client, and the server exits 0 before the grace period."""
-    answered_before = inference_answers(httpx.get(f"{served.url}/metrics", timeout=10).text)
+    metrics = httpx.get(f"{served.url}/metrics", timeout=10).text
+    answered_before = int(metric_sum(metrics, "bertserve_requests_total"))  # inference answers
     clients = StopClients(served.url, clients=6)
     clients.start()
     time.sleep(3)
