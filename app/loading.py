@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.batching import BatchRunner, DynamicBatcher
+from app.batching import Backlog, BatchRunner, DynamicBatcher
 from app.errors import ModelLoadError
 from app.faults import with_faults
 from app.observer import MetricsObserver
@@ -76,20 +76,30 @@ def prepare_model(name: str, settings: Settings) -> ReadyModel:
 
 
 class RunGate:
-    """One fair gate shared by every CPU model, so concurrent batches do not oversubscribe the cores."""
+    """One fair gate shared by every CPU model, so concurrent batches do not oversubscribe the cores,
+    and the backlog of their queues, which admission reads."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._gate: FairGate | None = None
+        self._backlog: Backlog | None = None
+
+    def _gated(self, onnx: SessionRunner) -> bool:
+        return self._settings.max_concurrent_runs > 0 or onnx.device == "cpu"
 
     def wrap(self, onnx: SessionRunner) -> BatchRunner[Any, Any, Any]:
         """The model's runner behind the shared gate (CPU), or as it is (CUDA, or a gate of 0)."""
-        permits = self._settings.max_concurrent_runs
-        if permits == 0 and onnx.device != "cpu":
+        if not self._gated(onnx):
             return onnx
         if self._gate is None:
-            self._gate = FairGate(permits or cpu_permits(self._settings.intra_op_threads))
+            permits = self._settings.max_concurrent_runs or cpu_permits(self._settings.intra_op_threads)
+            self._gate = FairGate(permits)
+            self._backlog = Backlog(permits)
         return GatedRunner(onnx, self._gate)
+
+    def backlog(self, onnx: SessionRunner) -> Backlog | None:
+        """The gated models' shared backlog (after `wrap`); None for a model that runs on its own."""
+        return self._backlog if self._gated(onnx) else None
 
 
 async def load_all(registry: ModelRegistry) -> None:
@@ -132,7 +142,9 @@ async def load_one(registry: ModelRegistry, slot: ModelSlot, gate: RunGate) -> N
     observer = MetricsObserver(
         registry.metrics, slot.name, health=lambda crash: registry.batcher_health(slot, crash)
     )
-    slot.batcher = DynamicBatcher(slot.name, runner, ready.limits, observer=observer)
+    slot.batcher = DynamicBatcher(
+        slot.name, runner, ready.limits, observer=observer, backlog=gate.backlog(loaded.onnx)
+    )
     slot.batcher.start()
     slot.load_seconds = time.perf_counter() - started
     registry.mark_ready(slot)

@@ -16,6 +16,7 @@ event loop. Items are grouped by length around the oldest one, within a padding 
 The parts, one job each:
     batcher.py     DynamicBatcher: admission of a request's items, awaiting them, lifecycle
     queue.py       PendingQueue: items sorted by length, admission limits, throughput, batch choice
+    backlog.py     Backlog: the work queued for an engine that several models share (admission)
     scheduler.py   Scheduler: the batching loop (when to close a batch), batches in flight
     runners.py     RunnerPool: the runner threads and their hand-off queue
     delivery.py    Delivery: results and failures to futures, reports to the observer
@@ -23,6 +24,7 @@ The parts, one job each:
     protocol.py    the errors, the runner and observer protocols, the reports
 """
 
+from app.batching.backlog import Backlog
 from app.batching.batcher import DynamicBatcher
 from app.batching.protocol import (
     BatcherClosed,
@@ -40,6 +42,7 @@ from app.batching.scheduler import ArrivalRate
 
 __all__ = [
     "ArrivalRate",
+    "Backlog",
     "BatchFailed",
     "BatchObserver",
     "BatchReport",

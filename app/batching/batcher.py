@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from app.batching.backlog import Backlog
 from app.batching.delivery import Delivery
 from app.batching.protocol import BatcherClosed, BatchFailed, BatchObserver, BatchRunner, Completed, NeverFits
 from app.batching.queue import Pending, PendingQueue, expire
@@ -34,11 +35,13 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         observer: BatchObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
         restart_backoff_s: tuple[float, float] = (0.1, 10.0),
+        backlog: Backlog | None = None,
     ) -> None:
+        """`backlog`: the one shared by the models whose runs share an engine (its own otherwise)."""
         self.name = name
         self.limits = limits
         self._clock = clock
-        self._queue: PendingQueue[PayloadT, OutputT] = PendingQueue(name, limits, clock)
+        self._queue: PendingQueue[PayloadT, OutputT] = PendingQueue(name, limits, clock, backlog)
         self._delivery: Delivery[PayloadT, OutputT] = Delivery(name, observer)
         self._supervisor = Supervisor(name, self._restart, observer, clock, restart_backoff_s)
         self._scheduler = Scheduler(
@@ -75,7 +78,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
 
     @property
     def tokens_per_second(self) -> float:
-        """Padded tokens the model runs per second (EWMA), 0 = unknown."""
+        """Padded tokens one of the model's runs does per second (EWMA), 0 = unknown."""
         return self._queue.tokens_per_second
 
     @tokens_per_second.setter

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from app.batching.backlog import Backlog
 from app.errors import DeadlineExceeded, QueueFull
 from app.settings import BatchLimits
 
@@ -88,17 +89,33 @@ def choose_window(
 
 class PendingQueue(Generic[PayloadT, OutputT]):
     """Pending items kept sorted by (length, arrival), with the admission rules and the measured
-    throughput that the admission's wait estimate uses."""
+    speed that the admission's wait estimate uses (through the backlog it shares with the models
+    on the same engine; its own when none is given)."""
 
-    def __init__(self, name: str, limits: BatchLimits, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, name: str, limits: BatchLimits, clock: Callable[[], float], backlog: Backlog | None = None
+    ) -> None:
         self.name = name
         self.limits = limits
         self._clock = clock
         self.by_length: list[Pending[PayloadT, OutputT]] = []
         self._keys: list[tuple[int, int]] = []
         self.tokens = 0
+        self.unfinished_tokens = 0  # of the batches taken and not yet run
         self.oldest_enqueued = 0.0  # when the oldest queued item arrived
-        self.tokens_per_second = 0.0  # padded tokens the model runs per second (EWMA), 0 = unknown
+        self.tokens_per_second = 0.0  # padded tokens one run does per second (EWMA), 0 = unknown
+        self.backlog = backlog or Backlog(limits.max_concurrent_batches)
+        self.backlog.join(self)
+
+    @property
+    def parallel_runs(self) -> int:
+        return self.limits.max_concurrent_batches
+
+    def work_seconds(self) -> float:
+        """Seconds of one run that the queued work and the batches taken but not run take."""
+        if self.tokens_per_second <= 0:
+            return 0.0
+        return (self.tokens + self.unfinished_tokens) / self.tokens_per_second
 
     def __len__(self) -> int:
         return len(self.by_length)
@@ -130,10 +147,10 @@ class PendingQueue(Generic[PayloadT, OutputT]):
         return items
 
     def expected_wait(self, extra_tokens: int = 0) -> float:
-        """Seconds the queued work (plus `extra_tokens`) should take to start; 0 while unmeasured."""
-        if self.tokens_per_second <= 0:
-            return 0.0
-        return (self.tokens + extra_tokens) / self.tokens_per_second
+        """Seconds until the queued work (plus `extra_tokens`) is done, on an engine that the other
+        models of the backlog share; 0 while unmeasured."""
+        extra = extra_tokens / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
+        return self.backlog.wait_seconds(self, extra)
 
     def check_admission(self, items: int = 0, tokens: int = 0) -> None:
         """Raise QueueFull if `items` more items of `tokens` tokens would overfill the queue."""
@@ -141,25 +158,33 @@ class PendingQueue(Generic[PayloadT, OutputT]):
             raise QueueFull(
                 f"model {self.name!r} has {len(self)} items queued (limit {self.limits.max_queue_items})"
             )
-        if not self.by_length:
-            return
+        if not self.by_length and not self.unfinished_tokens:
+            return  # nothing of this model's is ahead: however big, the request may start now
         limit = self.limits.max_queue_wait_s
         wait = self.expected_wait(tokens)
         if wait > limit:
-            raise QueueFull(f"model {self.name!r} has {wait:.1f} s of queued work (limit {limit:g} s)")
-        # The estimate is one model's; models that share the cores slow each other down, so the age
-        # of the oldest queued item is the check that cannot be fooled.
+            raise QueueFull(
+                f"model {self.name!r}: {wait:.1f} s of queued work on its engine (limit {limit:g} s)"
+            )
+        if not self.by_length:
+            return
+        # The estimate is from measured speeds, which can be wrong (a slower machine, a new length
+        # mix), so the age of the oldest queued item is the check that cannot be fooled.
         age = self._clock() - self.oldest_enqueued
         if age > limit:
             raise QueueFull(f"model {self.name!r} has had work queued for {age:.1f} s (limit {limit:g} s)")
 
     def measure(self, padded_tokens: int, seconds: float) -> None:
-        """Fold one batch into the throughput estimate (all runner threads together)."""
+        """Fold one batch's run (timed alone, not its wait for a turn) into the speed estimate."""
         if seconds <= 0:
             return
-        rate = padded_tokens / seconds * self.limits.max_concurrent_batches
+        rate = padded_tokens / seconds
         weight = 0.2 if self.tokens_per_second else 1.0
         self.tokens_per_second += weight * (rate - self.tokens_per_second)
+
+    def settle(self, batch: Sequence[Pending[PayloadT, OutputT]]) -> None:
+        """A batch taken from the queue ran, failed or was dropped: its work is no longer ahead."""
+        self.unfinished_tokens -= sum(item.length for item in batch)
 
     def is_full(self) -> bool:
         return len(self) >= self.limits.max_batch_size or self.tokens >= self.limits.max_batch_tokens
@@ -199,4 +224,5 @@ class PendingQueue(Generic[PayloadT, OutputT]):
         )
         batch = self.by_length[lo : hi + 1]
         self._remove_indices(range(lo, hi + 1))
+        self.unfinished_tokens += sum(item.length for item in batch)
         return batch

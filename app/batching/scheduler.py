@@ -116,6 +116,7 @@ class Scheduler(Generic[PayloadT, OutputT]):
             except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
                 raise
             except BaseException as error:  # only this batch's items learn of it
+                self._queue.settle(batch)
                 self._delivery.fail(batch, error, "pad")
                 continue
             self.in_flight += 1
@@ -151,6 +152,7 @@ class Scheduler(Generic[PayloadT, OutputT]):
         self.wakeup.set()
         if not self.busy:
             self.arrivals.idle(self._clock())
+        self._queue.settle(handed.items)
         if outputs is not None:
             self._queue.measure(handed.padded.padded_tokens, finished - started)
         self._delivery.resolve(handed, outputs, error, started, finished)

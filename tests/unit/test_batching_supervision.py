@@ -147,17 +147,18 @@ async def test_a_dead_component_is_reported_and_restarted(component: str) -> Non
 
 async def test_requests_are_refused_while_the_queued_work_would_outlast_the_wait_limit() -> None:
     runner = FakeRunner()
-    batcher = await make(runner, max_queue_wait_s=1.0, max_delay_ms=0)
+    batcher = await make(runner, max_queue_wait_s=1.5, max_delay_ms=0)
     await asyncio.wait_for(batcher.submit(item("measure", 100), 5.0), timeout=3.0)
     assert batcher.tokens_per_second > 0  # measured from the batch that ran
     runner.gate.clear()
     batcher.tokens_per_second = 100.0  # a slow model: 100 padded tokens a second
     held = [asyncio.ensure_future(batcher.submit(item(f"h{i}", 30), 10.0)) for i in range(3)]
     await asyncio.sleep(0.05)  # one runs (held at the gate), one waits in the hand-off, one is queued
-    assert batcher.expected_wait() == pytest.approx(0.3)
+    assert batcher.expected_wait() == pytest.approx(0.9)  # all three are ahead of a new item
     with pytest.raises(QueueFull, match="s of queued work"):
-        await batcher.submit(item("late", 100), 5.0)  # 0.3 s + 1.0 s > 1.0 s
-    small = asyncio.ensure_future(batcher.submit(item("small", 10), 5.0))  # 0.4 s: admitted
+        await batcher.submit(item("late", 100), 5.0)  # 0.9 s + 1.0 s > 1.5 s
+    small = asyncio.ensure_future(batcher.submit(item("small", 10), 5.0))  # 1.0 s: admitted
     runner.gate.set()
     await asyncio.wait_for(asyncio.gather(*held, small), timeout=3.0)
+    assert batcher.expected_wait() == 0.0  # nothing ahead any more
     await batcher.close()

@@ -14,8 +14,7 @@ class Profile:
     soak_load: float  # share of measured capacity
     overload_s: float
     overload_factor: float
-    baseline_s: float
-    recovery_s: float
+    recovery_s: float  # the calm traffic's runs, before and after the storm: at least this long
     # the tail that recovery compares: a p99 needs the full run's ~570 calm answers; the short
     # run's ~260 leave its p99 to the three slowest (138-388 ms between two runs' baselines)
     recovery_percentile: float
@@ -33,7 +32,6 @@ FULL = Profile(
     soak_load=0.8,
     overload_s=60,
     overload_factor=5.0,
-    baseline_s=15,  # as long as the recovery run: both p99s over as many answers
     recovery_s=15,
     recovery_percentile=99,
     sigterm_after_s=10,
@@ -50,7 +48,6 @@ SHORT = Profile(
     soak_load=0.8,
     overload_s=6,
     overload_factor=5.0,
-    baseline_s=8,
     recovery_s=8,
     recovery_percentile=90,
     sigterm_after_s=2,

@@ -13,7 +13,7 @@ import numpy as np
 
 from app.middleware import RequestLedger
 from tests.harness import RunningServer
-from tools.bench.stress.load import Outcome, Run, closed_loop, open_loop, session_for
+from tools.bench.stress.load import Run, closed_loop, open_loop, session_for
 from tools.bench.stress.probe import (
     Watcher,
     metric_sum,
@@ -24,8 +24,15 @@ from tools.bench.stress.probe import (
     threads_gained,
 )
 from tools.bench.stress.profiles import Profile
+from tools.bench.stress.recovery import (
+    RECOVERY_ANSWERS,
+    RECOVERY_LIMIT_S,
+    backlog_drained_after,
+    recovery_time,
+    tail_by_second,
+)
 from tools.bench.stress.report import Row
-from tools.bench.stress.traffic import Traffic
+from tools.bench.stress.traffic import FirstTenthAgain, Traffic
 
 REFUSALS = {429, 503}
 
@@ -74,41 +81,14 @@ async def calibrate(server: RunningServer, profile: Profile, traffic: Traffic) -
     return row, capacity
 
 
-def recovery_time(
-    outcomes: list[Outcome], threshold_s: float, minimum: int = 100, percentile: float = 99
-) -> float:
-    """Seconds (by send time) from which the calm traffic is back to its baseline: from then on
-    nothing is refused and the p99 of the answers is <= threshold; nan if that never holds over at
-    least `minimum` answers.
-
-    A p99 is taken over as many answers as the baseline's was. The p99 of ten answers is their
-    slowest, and the calm traffic alone (5% of its requests carry 9-32 inputs) has seconds where
-    that exceeds 1.5x the baseline's p99, storm or no storm: "every later run of ten under the
-    threshold" measured when the last such second happened, not when the storm's backlog was gone.
-    """
-    ordered = sorted((o for o in outcomes if o.status in {200, 429, 503}), key=lambda o: o.sent)
-    # the backlog is not gone while calm traffic is still turned away: start after the last refusal
-    refused = [index for index, o in enumerate(ordered) if o.status != 200]
-    first = refused[-1] + 1 if refused else 0
-    latencies = np.array([o.latency for o in ordered])
-    for start in range(first, len(ordered) - minimum + 1):
-        if float(np.percentile(latencies[start:], percentile)) <= threshold_s:
-            return ordered[start].sent
-    return float("nan")
-
-
-def backlog_drained_after(watcher: Watcher, since: float) -> float:
-    """Seconds from `since` (perf_counter) to the first /metrics sample with nothing queued; nan if none."""
-    return next((at - since for at, queued in watcher.queued if at >= since and queued == 0), float("nan"))
-
-
 async def soak(server: RunningServer, profile: Profile, traffic: Traffic, capacity: Capacity) -> Row:
     """Open loop at a share of capacity for many requests: nothing lost, nothing grows."""
     rate = capacity.requests_per_s * profile.soak_load
     watcher = Watcher(server.url, server.process.pid, interval=1.0)
     watcher.start()
     client_cpu = time.process_time()
-    run = await open_loop(server.url, traffic.next, rate, count=profile.soak_requests)
+    stream = FirstTenthAgain(traffic, profile.soak_requests)  # the trend compares the same requests
+    run = await open_loop(server.url, stream, rate, count=profile.soak_requests)
     client_cores = (time.process_time() - client_cpu) / run.seconds
     await watcher.stop()
     outcomes = sorted(run.outcomes, key=lambda o: o.sent)
@@ -173,15 +153,17 @@ async def overload(
 ) -> Row:
     """Five times capacity, open loop: refusals are quick and honest, the answered rate holds, it recovers."""
     calm = capacity.requests_per_s * 0.5
-    baseline = await open_loop(server.url, traffic.next, calm, seconds=profile.baseline_s)
+    # long enough that a recovery at the limit still has its answers after it to be seen
+    calm_s = max(profile.recovery_s, RECOVERY_LIMIT_S + 1.2 * RECOVERY_ANSWERS / calm)
+    calm_requests = [traffic.next() for _ in range(int(calm * calm_s))]
+    baseline = await open_loop(server.url, iter(calm_requests).__next__, calm, count=len(calm_requests))
     tail = profile.recovery_percentile
-    baseline_tail = baseline.percentile_ms(tail)
     watcher = Watcher(server.url, server.process.pid, interval=0.25)
     watcher.start()
 
-    async def after_the_storm() -> Run:
+    async def after_the_storm() -> Run:  # the baseline's requests again, at the same offsets
         await asyncio.sleep(profile.overload_s)  # starts the moment the storm stops sending
-        return await open_loop(server.url, traffic.next, calm, seconds=profile.recovery_s)
+        return await open_loop(server.url, iter(calm_requests).__next__, calm, count=len(calm_requests))
 
     offered = capacity.requests_per_s * profile.overload_factor
     client_cpu, began = time.process_time(), time.perf_counter()
@@ -193,8 +175,7 @@ async def overload(
     refusals = [o for o in storm.outcomes if o.status in REFUSALS]
     in_window = [o for o in storm.answered() if o.sent < profile.overload_s]
     answered_rate = len(in_window) / profile.overload_s
-    threshold_ms = max(baseline_tail * 1.5, baseline_tail + 50)
-    recovered_at = recovery_time(after.outcomes, threshold_ms / 1000, percentile=tail)
+    recovery = recovery_time(after.outcomes, baseline.outcomes, percentile=tail)
     drained_at = backlog_drained_after(watcher, began + profile.overload_s)
     answered_latency = max((o.latency for o in storm.answered()), default=0.0)
     return Row(
@@ -215,19 +196,24 @@ async def overload(
             else float("nan"),
             "max_queue_items": watcher.max_queue_items,
             "recovery_percentile": tail,
-            "baseline_tail_ms": baseline_tail,
-            "recovered_threshold_ms": threshold_ms,
-            "recovered_after_s": recovered_at,
+            "calm_per_s": calm,
+            "calm_seconds": calm_s,
+            "baseline_tail_ms": baseline.percentile_ms(tail),
+            "recovered_after_s": recovery.at_s,
+            "recovered_tail_ms": recovery.tail_ms,
+            "baseline_tail_of_the_same_requests_ms": recovery.baseline_tail_ms,
+            f"baseline_p{tail:g}_ms_by_second": tail_by_second(baseline, tail),
             "queues_empty_after_s": drained_at,
             "after_statuses": after.statuses(),
             "after_refused_at_s": [round(o.sent, 2) for o in after.outcomes if o.status in REFUSALS][:50],
+            f"after_p{tail:g}_ms_by_second": tail_by_second(after, tail),
         },
         {
             "only 200, 429 or 503": set(storm.statuses()) <= {"200", "429", "503"},
             "every refusal has Retry-After": all(o.retry_after for o in refusals),
             "answered >= 80% of capacity": answered_rate >= 0.8 * capacity.requests_per_s,
             "answered within the request timeout": answered_latency <= timeout_s,
-            f"p{tail:g} back to baseline within 5 s": recovered_at <= 5.0,
+            f"p{tail:g} back to baseline within {RECOVERY_LIMIT_S:g} s": recovery.at_s <= RECOVERY_LIMIT_S,
             "after: nothing lost, no 5xx": _lost(after) == 0 and _server_errors(after) == 0,
         },
     )

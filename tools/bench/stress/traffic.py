@@ -69,3 +69,29 @@ class Traffic:
         """One QA request over long contexts: many windows, for the disconnect storm."""
         inputs = [{"question": QUESTIONS[0], "context": self.text(long=True)} for _ in range(8)]
         return Request("/qa", {"inputs": inputs}, len(inputs))
+
+
+class FirstTenthAgain:
+    """`total` requests from `traffic` whose last tenth repeats the first, in order.
+
+    The soak compares the p99 of its last tenth with its first. Over different requests that
+    compared their luck as well: at 80% of capacity, how many of the 5% big requests arrive close
+    together moves one tenth's p99 by hundreds of milliseconds. Sent at a fixed rate, the repeated
+    tenth has the same requests at the same offsets, and the server's state is what changed.
+    """
+
+    def __init__(self, traffic: Traffic, total: int) -> None:
+        self.traffic = traffic
+        self.tenth = max(1, total // 10)
+        self.repeat_from = total - self.tenth
+        self.first: list[Request] = []
+        self.sent = 0
+
+    def __call__(self) -> Request:
+        index, self.sent = self.sent, self.sent + 1
+        if index >= self.repeat_from:
+            return self.first[(index - self.repeat_from) % len(self.first)]
+        request = self.traffic.next()
+        if index < self.tenth:
+            self.first.append(request)
+        return request

@@ -1,0 +1,62 @@
+"""The work waiting for an engine: how long new work can expect to wait before it starts.
+
+Models that share the cores (the CPU run gate) share one backlog. One model's measured speed
+cannot see the others: timed from the run alone, four busy models each counted on the whole
+machine and admitted four times the work their queues could start within the wait limit; timed
+from its wait for the gate as well, the speed follows the others' load seconds late, and the first
+seconds of a burst are admitted at the calm's speed. Either way accepted requests waited 5-10 s
+behind a 2 s limit, and calm traffic was refused for seconds after a burst while that backlog
+drained. The shared backlog sees every model's queued work the moment it is queued, each at the
+speed of its model's runs alone, which the others' load does not change.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class WorkSource(Protocol):
+    """A model's queue, as the backlog sees it."""
+
+    @property
+    def parallel_runs(self) -> int:
+        """Batches of this model that may run at once."""
+        ...
+
+    def work_seconds(self) -> float:
+        """Seconds of one run that its queued and unfinished work takes; 0 while unmeasured."""
+        ...
+
+
+class Backlog:
+    """The queues of every model on one engine, which runs at most `parallel_runs` batches at once
+    (the gate's permits; a model alone: its own runner threads)."""
+
+    def __init__(self, parallel_runs: int) -> None:
+        if parallel_runs < 1:
+            raise ValueError(f"a backlog needs at least one parallel run, not {parallel_runs}")
+        self.parallel_runs = parallel_runs
+        self._sources: list[WorkSource] = []
+
+    def join(self, source: WorkSource) -> None:
+        self._sources.append(source)
+
+    def wait_seconds(self, source: WorkSource, extra_seconds: float = 0.0) -> float:
+        """Seconds until `source`'s queued work, with `extra_seconds` more, is done.
+
+        The gate serves the models' batches in turn, so the engine is shared as in processor
+        sharing: while `source` works through its `own` seconds, every other model runs as much of
+        its own work, up to as much: sum(min(work, own)) over the models, over the runs at once.
+        A model with little queued is not held to another's backlog (a flood on one model does not
+        refuse calm traffic to the others), and one that can run only so many batches at once is
+        never expected to finish sooner than that allows."""
+        own = source.work_seconds() + extra_seconds
+        if own <= 0:
+            return 0.0
+        shared, runs = 0.0, 0
+        for member in self._sources:
+            work = own if member is source else member.work_seconds()
+            if work > 0:
+                shared += min(work, own)
+                runs += member.parallel_runs
+        return max(own / source.parallel_runs, shared / max(1, min(self.parallel_runs, runs)))
