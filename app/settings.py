@@ -43,9 +43,10 @@ class BatchLimits(BaseModel):
     max_queue_wait_s: float = Field(
         2.0,
         gt=0,
-        description="new requests get 429 while the queued work is expected to take longer than this "
-        "to start (from the model's measured tokens per second), or the oldest queued item has waited "
-        "longer: accepted work finishes in time and the queue recovers quickly after a burst",
+        description="new requests get 429 while their work is expected to finish later than this (the "
+        "queued work of every model on the same cores, at each model's measured speed), or the oldest "
+        "queued item has waited longer: accepted work finishes in time and the queue recovers quickly "
+        "after a burst",
     )
     max_concurrent_batches: int = Field(
         1, ge=1, description="batches running on the model at once (2 overlaps copies with compute on CUDA)"
