@@ -70,7 +70,7 @@ class DeadlineExceeded(ServiceError):
 
 
 class TooManyItems(ServiceError):
-    """The request needs more items (windows) than a model's queue can ever hold."""
+    """The request needs more items (windows) than one request may have or a model's queue can ever hold."""
 
     kind = "too_many_items"
 
@@ -99,6 +99,7 @@ STATUS_TABLE: dict[str, ErrorSpec] = {
     "not_found": ErrorSpec(404),
     "model_not_found": ErrorSpec(404),
     "method_not_allowed": ErrorSpec(405),
+    "request_timeout": ErrorSpec(408),
     "payload_too_large": ErrorSpec(413),
     "too_many_inputs": ErrorSpec(413),
     "text_too_long": ErrorSpec(413),

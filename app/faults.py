@@ -27,6 +27,7 @@ class FaultSpec(BaseModel):
 
     fail_run_every: int = Field(0, ge=0, description="every Nth batch raises in run")
     fail_pad_every: int = Field(0, ge=0, description="every Nth batch raises while being padded")
+    fail_runs: int = Field(0, ge=0, description="the first N batches raise in run (a session that heals)")
 
 
 class FaultyRunner:
@@ -38,6 +39,12 @@ class FaultyRunner:
         self._padded = itertools.count(1)
         self._runs = itertools.count(1)
         self._lock = threading.Lock()
+
+    def around(self, runner: BatchRunner[Any, Any, Any]) -> FaultyRunner:
+        """The same faults around a new runner (a re-opened session): the batch counts carry on."""
+        faulty = FaultyRunner(runner, self._spec)
+        faulty._padded, faulty._runs, faulty._lock = self._padded, self._runs, self._lock
+        return faulty
 
     def pad(self, payloads: Sequence[Any]) -> Any:
         if self._spec.fail_pad_every and next(self._padded) % self._spec.fail_pad_every == 0:
@@ -56,13 +63,19 @@ class FaultyRunner:
     def run(self, batch: Any) -> Sequence[Any]:
         with self._lock:
             number = next(self._runs)
-        if self._spec.fail_run_every and number % self._spec.fail_run_every == 0:
+        every = self._spec.fail_run_every
+        if (every and number % every == 0) or number <= self._spec.fail_runs:
             raise InjectedFault("injected fault while running (BERTSERVE_FAULTS)")
         return self._runner.run(batch)
 
 
 def with_faults(runner: BatchRunner[Any, Any, Any], spec: FaultSpec | None) -> BatchRunner[Any, Any, Any]:
     """The runner itself, or a faulty wrapper when a spec asks for faults."""
-    if spec is None or not (spec.fail_run_every or spec.fail_pad_every):
+    if spec is None or not (spec.fail_run_every or spec.fail_pad_every or spec.fail_runs):
         return runner
     return FaultyRunner(runner, spec)
+
+
+def rewrapped(current: object, runner: BatchRunner[Any, Any, Any]) -> BatchRunner[Any, Any, Any]:
+    """`runner` in place of the one `current` wraps: behind the same faults if `current` has them."""
+    return current.around(runner) if isinstance(current, FaultyRunner) else runner

@@ -7,10 +7,13 @@ the requests that do get in from waiting behind more work than the server can do
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import math
 import time
 from collections.abc import Callable
+
+from prometheus_client import Gauge
 
 
 class InflightLimit:
@@ -44,3 +47,45 @@ class InflightLimit:
             self._answered.popleft()
         rate = len(self._answered) / self.window_s
         return min(self.cap, max(self.floor, math.ceil(rate * self.horizon_s)))
+
+
+class InflightPlaces:
+    """The requests in progress against the limit: a request takes a place once its body is in and
+    gives it back when it ends or, sooner, when its client leaves."""
+
+    def __init__(self, limit: InflightLimit, gauge: Gauge) -> None:
+        self.limit = limit
+        self.gauge = gauge
+        self.count = 0
+
+    async def refusal(self) -> str | None:
+        """Why a new request cannot start now (None: it can), once the loop has handed out the
+        disconnects the server already read: a departed client's place is freed a loop turn after
+        the server reads the close, so a request read in the same turn waits for it."""
+        for _ in range(DEPARTURE_TURNS):
+            if self.count < self.limit.limit():
+                return None
+            await asyncio.sleep(0)
+        if self.count >= (limit := self.limit.limit()):
+            return f"{self.count} requests in progress; the limit is {limit} now"
+        return None
+
+    def take(self) -> Callable[[], None]:
+        """Count one request in progress; the returned call gives the place back (only once)."""
+        self.count += 1
+        self.gauge.inc()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.count -= 1
+                self.gauge.dec()
+
+        return release
+
+
+DEPARTURE_TURNS = 2
+"""Loop turns a request at the limit yields before its refusal: the close is read in one turn and
+reaches its watcher in the next, and a request read in the same turn may run before either."""

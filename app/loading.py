@@ -1,10 +1,12 @@
 """Loading the models into the registry's slots: open each, check it fits its task, settle its batch
 limits, warm it up, put its runner behind the CPU run gate and start its batcher. A model that
-fails is marked failed with the reason; it never stops the others from loading."""
+fails is marked failed with the reason; it never stops the others from loading. A model whose
+batches keep failing later has its session re-opened the same way, with a backoff, until it works."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -13,7 +15,7 @@ from typing import Any
 
 from app.batching import Backlog, BatchRunner, DynamicBatcher
 from app.errors import ModelLoadError
-from app.faults import with_faults
+from app.faults import rewrapped, with_faults
 from app.observer import MetricsObserver
 from app.registry import ModelRegistry, ModelSlot
 from app.runtime.gate import FairGate, GatedRunner, cpu_permits
@@ -102,15 +104,34 @@ class RunGate:
         return self._backlog if self._gated(onnx) else None
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Waits that double from `first_s` up to `max_s`."""
+
+    first_s: float
+    max_s: float
+
+    def delay(self, tries: int) -> float:
+        """The wait before try number `tries` + 1 (`tries` have failed)."""
+        return min(self.max_s, self.first_s * 2.0 ** min(tries, 64))
+
+
 async def load_all(registry: ModelRegistry) -> None:
     """Load, warm up and start every model; failures are recorded, not raised."""
     settings = registry.settings
-    names = discover(settings)
+    found = discover(settings)
+    for entry, reason in found.errors.items():
+        log.warning("model directory entry %s skipped: %s", entry, reason)
+        registry.metrics.discovery_errors.labels(entry).set(1)
+    registry.discovery_errors = dict(found.errors)
+    names = found.names
     if not names:
         log.error("no models found in %s", settings.model_dir.resolve())
     for name in names:
         registry.slots[name] = ModelSlot(name)
     gate = RunGate(settings)
+    backoff = Backoff(*settings.reload_backoff_s)
+    registry.start_reload = lambda slot: start_reload(registry, slot, gate, backoff)
     for name in names:
         try:
             await load_one(registry, registry.slots[name], gate)
@@ -139,9 +160,7 @@ async def load_one(registry: ModelRegistry, slot: ModelSlot, gate: RunGate) -> N
     slot.loaded, slot.warmup_shapes = loaded, ready.warmup_shapes
     slot.context = ModelContext(slot.name, loaded.manifest, loaded.encoder)
     runner = with_faults(gate.wrap(loaded.onnx), settings.faults.get(slot.name))
-    observer = MetricsObserver(
-        registry.metrics, slot.name, health=lambda crash: registry.batcher_health(slot, crash)
-    )
+    observer = MetricsObserver(registry.metrics, slot.name, health=registry.health(slot))
     slot.batcher = DynamicBatcher(
         slot.name, runner, ready.limits, observer=observer, backlog=gate.backlog(loaded.onnx)
     )
@@ -149,3 +168,63 @@ async def load_one(registry: ModelRegistry, slot: ModelSlot, gate: RunGate) -> N
     slot.load_seconds = time.perf_counter() - started
     registry.mark_ready(slot)
     log.info("model %s ready in %.1f s (%d warm-up shapes)", slot.name, slot.load_seconds, slot.warmup_shapes)
+
+
+def start_reload(
+    registry: ModelRegistry, slot: ModelSlot, gate: RunGate, backoff: Backoff
+) -> asyncio.Task[None]:
+    """Start re-opening a failed model's session, in the background, until it works."""
+    slot.next_reload = time.monotonic() + backoff.delay(0)
+    return asyncio.create_task(reload_until_ready(registry, slot, gate, backoff), name=f"reload-{slot.name}")
+
+
+async def reload_until_ready(
+    registry: ModelRegistry, slot: ModelSlot, gate: RunGate, backoff: Backoff
+) -> None:
+    """Re-open, re-check (the file's checksum as at load) and warm up the model's session, after a
+    backoff that doubles while tries fail; then its batcher runs on the new session."""
+    failure = slot.error or "its batches failed"
+    tries = 0
+    while True:
+        await asyncio.sleep(max(0.0, slot.next_reload - time.monotonic()))
+        try:
+            fresh = await asyncio.to_thread(reopen_session, slot, registry.settings)
+            use_session(slot, fresh, gate)
+        except Exception as error:  # every kind of failure is retried; the reason is kept for /v1/models
+            tries += 1
+            reason = (
+                error.message if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {error}"
+            )
+            wait = backoff.delay(tries)
+            slot.next_reload = time.monotonic() + wait
+            slot.error = f"{failure}; {tries} tries failed, the last: {reason}"
+            registry.metrics.model_reloads.labels(slot.name, "failed").inc()
+            log.error(
+                "model %s: re-opening its session failed (%s); next try in %.0f s", slot.name, reason, wait
+            )
+            continue
+        registry.metrics.model_reloads.labels(slot.name, "ok").inc()
+        registry.health(slot).reloaded()
+        log.warning("model %s: its session was re-opened and warmed up; it serves again", slot.name)
+        return
+
+
+def reopen_session(slot: ModelSlot, settings: Settings) -> LoadedModel:
+    """Blocking (run it in a thread): the model's folder loaded, checked and warmed up anew; it must
+    be the model that was loaded (same manifest, so the same checksums)."""
+    assert slot.loaded is not None
+    fresh = prepare_model(slot.name, settings).loaded
+    if fresh.manifest != slot.loaded.manifest:
+        raise ModelLoadError(
+            f"{slot.name}: its manifest changed since it was loaded; restart the server to serve the new one"
+        )
+    return fresh
+
+
+def use_session(slot: ModelSlot, fresh: LoadedModel, gate: RunGate) -> None:
+    """The slot's batcher runs its next batches on `fresh`'s session (behind the same gate and faults)."""
+    assert slot.loaded is not None and slot.batcher is not None
+    slot.batcher.use_runner(lambda current: rewrapped(current, gate.wrap(fresh.onnx)))
+    slot.loaded = dataclasses.replace(
+        slot.loaded, variant=fresh.variant, onnx=fresh.onnx, fell_back_to_cpu=fresh.fell_back_to_cpu
+    )

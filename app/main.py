@@ -19,6 +19,7 @@ from app.collector import freeze_startup_objects
 from app.heap import trim_heap_every
 from app.inflight import InflightLimit
 from app.loading import load_all
+from app.loop_lag import watch_loop_lag
 from app.metrics import Metrics
 from app.middleware import RequestLedger, ServingMiddleware
 from app.service import Service
@@ -45,10 +46,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         workers = use_worker_threads(asyncio.get_running_loop(), settings.worker_threads)
         loading = asyncio.create_task(load_models(), name="load-models")
         trimming = asyncio.create_task(trim_heap_every(settings.heap_trim_interval_s), name="trim-heap")
+        lag = watch_loop_lag(metrics.loop_lag, settings.loop_lag_interval_s)
+        watching = asyncio.create_task(lag, name="loop-lag")
         try:
             yield
         finally:
             trimming.cancel()
+            watching.cancel()
             if not loading.done():
                 loading.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -71,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app, settings.retry_after_s)
     app.include_router(inference_router())
     app.include_router(system_router(protect_metadata=settings.protect_metadata))
-    app.include_router(v2_router())
+    app.include_router(v2_router(protect_metadata=settings.protect_metadata))
     app.add_middleware(
         ServingMiddleware,
         metrics=metrics,
@@ -83,5 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_request_id_chars=settings.max_request_id_chars,
         is_inference_path=is_infer_path,
         error_body_for=error_body_for,
+        api_key=settings.api_key.get_secret_value() if settings.api_key is not None else None,
+        body_read_timeout_s=settings.body_read_timeout_s,
+        max_uploading_requests=settings.max_uploading_requests,
     )
     return app

@@ -118,3 +118,21 @@ class Metrics:
         self.ready = Gauge(
             "bertserve_ready", "1 when every model is ready and the server is not draining", registry=r
         )
+        self.model_reloads = Counter(
+            "bertserve_model_reloads",
+            "Tries to re-open the session of a model whose batches kept failing, by outcome (ok, failed)",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.discovery_errors = Gauge(
+            "bertserve_discovery_errors",
+            "Entries of the model directory that could not be read at startup (skipped): 1 per entry",
+            ["entry"],
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "bertserve_event_loop_lag_seconds",
+            "How much later than asked the event loop woke from a short sleep (it was busy or blocked)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )

@@ -1,12 +1,15 @@
-"""Pure ASGI middleware: request ids, body size limit, in-flight cap, request metrics, last resort.
+"""Pure ASGI middleware: request ids, API key, whole bodies, in-flight cap, request metrics, last resort.
 
-Pure ASGI (not BaseHTTPMiddleware) so that `receive` stays the server's own and a route can
-notice a client that went away. It is also the one place where an unexpected exception becomes a
-500 `internal_error`: counted, logged with the request id, and answered with `x-request-id`.
+Pure ASGI (not BaseHTTPMiddleware) so that it reads the server's own `receive`: an inference
+request's key is checked before its body is read, its body is read whole within a deadline before
+it counts in flight (app.upload), and its in-flight place is freed the moment its client leaves.
+It is also the one place where an unexpected exception becomes a 500 `internal_error`: counted,
+logged with the request id, and answered with `x-request-id`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -16,12 +19,12 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.exceptions import HTTPException
-
+from app.api.auth import key_matches
 from app.errors import STATUS_TABLE, error_body
-from app.inflight import InflightLimit
+from app.inflight import InflightLimit, InflightPlaces
 from app.logs import request_id_var
 from app.metrics import Metrics
+from app.upload import BodyReader, ClientLeft, Refusal, replay, watch_departure
 
 log = logging.getLogger("bertserve.http")
 
@@ -46,8 +49,9 @@ def accepted_request_id(value: str | None, max_chars: int) -> str:
 class RequestLedger:
     """Inference requests that reached the application, and how many of them got an answer.
 
-    At shutdown the difference is what the drain left unanswered; a request a client sent on a
-    connection the server was closing never reached the application and is in neither count."""
+    At shutdown the difference is what the drain left unanswered. A request a client sent on a
+    connection the server was closing, or whose client left before its body was in, was never read
+    whole and is in neither count."""
 
     received: int = 0
     answered: int = 0  # a response was started (any status)
@@ -73,7 +77,7 @@ LEDGER_SUMMARY = re.compile(r"inference requests: (\d+) received, (\d+) answered
 
 
 class ServingMiddleware:
-    """Wraps every HTTP request; counts and limits the inference ones (`task_paths`)."""
+    """Wraps every HTTP request; checks, counts and limits the inference ones (`task_paths`)."""
 
     def __init__(
         self,
@@ -88,21 +92,27 @@ class ServingMiddleware:
         max_request_id_chars: int = 128,
         is_inference_path: Callable[[str], bool] | None = None,
         error_body_for: Callable[[str, str, str], Any] | None = None,
+        api_key: str | None = None,
+        body_read_timeout_s: float = 10.0,
+        max_uploading_requests: int = 256,
     ) -> None:
         self.app = app
         # Inference paths that name no task (e.g. /v2/models/{name}/infer): limited and counted
         # like the task paths; the route records the task in the scope state.
         self.is_inference_path = is_inference_path
         # (path, kind, message) -> the error body, where a path's protocol has its own error shape.
-        self.error_body_for = error_body_for
+        self.error_body_for = error_body_for or (lambda _, kind, message: error_body(kind, message))
         self.metrics = metrics
         self.task_paths = task_paths
-        self.max_body_bytes = max_body_bytes
         self.inflight_limit = inflight_limit
+        self.places = InflightPlaces(inflight_limit, metrics.inflight)
         self.retry_after_s = retry_after_s
         self.max_request_id_chars = max_request_id_chars
         self.ledger = ledger or RequestLedger()
-        self.inflight = 0
+        self.api_key = api_key
+        self.bodies = BodyReader(
+            max_body_bytes=max_body_bytes, timeout_s=body_read_timeout_s, max_uploading=max_uploading_requests
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,10 +131,10 @@ class ServingMiddleware:
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], request_id: str
     ) -> None:
-        task = self._inference_task(scope.get("path", ""))
+        path = scope.get("path", "")
+        task = self._inference_task(path)
         status = {"code": 500, "started": 0}
         counted = int(task is not None)  # the ledger counts inference requests only
-        self.ledger.received += counted
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -140,50 +150,33 @@ class ServingMiddleware:
                 await self.app(scope, app_receive, send_wrapper)
             except Exception as error:
                 self.metrics.internal_errors.inc()
-                log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+                log.exception("unexpected error on %s %s", scope.get("method"), path)
                 if status["started"]:
                     raise  # too late for an error body: the server closes the connection
                 message = f"internal error ({type(error).__name__})"
-                await self._reject(send_wrapper, "internal_error", message, path=scope.get("path", ""))
+                await self._reject(send_wrapper, Refusal("internal_error", message), path)
 
         if task is None:
             await guarded(receive)
             return
-
-        started = time.perf_counter()
+        state = scope["state"]
         try:
-            declared = int(headers.get("content-length", "0") or 0)
-        except ValueError:
-            declared = 0
-        if declared > self.max_body_bytes:
-            await self._reject(
-                send_wrapper,
-                "payload_too_large",
-                f"request body of {declared} bytes; the limit is {self.max_body_bytes}",
-                path=scope.get("path", ""),
-            )
-        elif self.inflight >= (limit := self.inflight_limit.limit()):
-            self.metrics.rejected.labels("", "overloaded").inc()
-            await self._reject(
-                send_wrapper,
-                "overloaded",
-                f"{self.inflight} requests in progress; the limit is {limit} now",
-                path=scope.get("path", ""),
-            )
+            body = await self._read_admissible_body(headers, receive)
+        except ClientLeft:
+            status["code"] = STATUS_TABLE["client_closed"].status
+        except Refusal as refusal:
+            self.ledger.received += 1
+            await self._reject(send_wrapper, refusal, path)
         else:
-            self.inflight += 1
-            self.metrics.inflight.inc()
-            try:
-                await guarded(self._limited(receive))
-            finally:
-                self.inflight -= 1
-                self.metrics.inflight.dec()
-            if status["code"] not in (429, 503):
+            state["received"] = time.perf_counter()  # waits inside the server count from here
+            self.ledger.received += 1
+            await self._run(body, receive, guarded, send_wrapper, path)
+            if status["code"] not in (429, 499, 503):
                 self.inflight_limit.answered()
-        model = str(scope["state"].get("model", ""))
-        task = str(scope["state"].get("task") or task)
+        model = str(state.get("model", ""))
+        task = str(state.get("task") or task)
         self.metrics.requests.labels(model, task, str(status["code"])).inc()
-        self.metrics.request_duration.labels(model, task).observe(time.perf_counter() - started)
+        self.metrics.request_duration.labels(model, task).observe(time.perf_counter() - state["received"])
 
     def _inference_task(self, path: str) -> str | None:
         """The task an inference path serves ("" when the route names it later), None elsewhere."""
@@ -192,29 +185,67 @@ class ServingMiddleware:
             return ""
         return task
 
-    def _limited(self, receive: Receive) -> Receive:
-        """A receive that refuses bodies over the limit even without a Content-Length."""
-        received = 0
+    async def _read_admissible_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        """The body of a request that may be served; the cheap refusals come before a byte is read."""
+        check_headers(headers, self.api_key, self.bodies.max_body_bytes)
+        if (full := await self.places.refusal()) is not None:
+            raise Refusal("overloaded", full)
+        return await self.bodies.read(receive)
 
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise HTTPException(413, f"request body over {self.max_body_bytes} bytes")
-            return message
+    async def _run(
+        self,
+        body: bytes,
+        receive: Receive,
+        guarded: Callable[[Receive], Awaitable[None]],
+        send: Send,
+        path: str,
+    ) -> None:
+        """The app on a request whose body is in: in flight until it ends or its client leaves."""
+        if (full := await self.places.refusal()) is not None:  # others came in while this body arrived
+            await self._reject(send, Refusal("overloaded", full), path)
+            return
+        release = self.places.take()
+        gone = asyncio.Event()
+        watcher = asyncio.create_task(watch_departure(receive, gone, release))
+        try:
+            await guarded(replay(body, gone))
+        finally:
+            watcher.cancel()
+            release()
 
-        return limited
-
-    async def _reject(self, send: Send, kind: str, message: str, *, path: str = "") -> None:
-        spec = STATUS_TABLE[kind]
-        shaped = (
-            self.error_body_for(path, kind, message) if self.error_body_for else error_body(kind, message)
+    async def _reject(self, send: Send, refusal: Refusal, path: str) -> None:
+        if refusal.kind in COUNTED_REFUSALS:
+            self.metrics.rejected.labels("", refusal.kind).inc()
+        body = json.dumps(self.error_body_for(path, refusal.kind, refusal.message)).encode()
+        headers = refusal_headers(refusal, len(body), self.retry_after_s)
+        await send(
+            {"type": "http.response.start", "status": STATUS_TABLE[refusal.kind].status, "headers": headers}
         )
-        body = json.dumps(shaped).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        if spec.retry:
-            headers.append((b"retry-after", str(self.retry_after_s).encode()))
-        await send({"type": "http.response.start", "status": spec.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def check_headers(headers: dict[str, str], api_key: str | None, max_body_bytes: int) -> None:
+    """401 without the API key, 413 for a declared body over the limit: both before any body is read."""
+    if api_key is not None and not key_matches(headers.get("authorization"), api_key):
+        raise Refusal("unauthorized", "missing or wrong API key (send Authorization: Bearer <key>)")
+    try:
+        declared = int(headers.get("content-length", "0") or 0)
+    except ValueError:
+        declared = 0
+    if declared > max_body_bytes:
+        raise Refusal("payload_too_large", f"request body of {declared} bytes; the limit is {max_body_bytes}")
+
+
+def refusal_headers(refusal: Refusal, length: int, retry_after_s: int) -> list[tuple[bytes, bytes]]:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(length).encode())]
+    if STATUS_TABLE[refusal.kind].retry:
+        headers.append((b"retry-after", str(retry_after_s).encode()))
+    if refusal.kind == "unauthorized":
+        headers.append((b"www-authenticate", b"Bearer"))
+    if refusal.close:
+        headers.append((b"connection", b"close"))
+    return headers
+
+
+COUNTED_REFUSALS = frozenset({"overloaded", "request_timeout"})
+"""Refusals the middleware counts in bertserve_rejected_total (reason = the kind)."""

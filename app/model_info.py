@@ -24,6 +24,9 @@ class ModelInfo(BaseModel):
     error: str | None = Field(None, description="why the model failed or is restarting")
     crashes: int | None = Field(None, description="batcher crashes since start (only if any)")
     last_crash: str | None = None
+    reloads: int | None = Field(
+        None, description="times its session was re-opened after its batches kept failing (only if any)"
+    )
     task: str | None = None
     default: bool | None = Field(None, description="the model that serves its task when none is named")
     architecture: str | None = None
@@ -48,11 +51,19 @@ class ModelInfo(BaseModel):
 
 class ModelsResponse(BaseModel):
     models: list[ModelInfo]
+    discovery_errors: dict[str, str] | None = Field(
+        None, description="entries of the model directory that could not be read, skipped (only if any)"
+    )
 
 
 def describe(registry: ModelRegistry) -> ModelsResponse:
-    """Every model, by name."""
-    return ModelsResponse(models=[model_info(registry, slot) for _, slot in sorted(registry.slots.items())])
+    """Every model, by name, and the model directory's unreadable entries."""
+    listing: dict[str, Any] = {
+        "models": [model_info(registry, slot) for _, slot in sorted(registry.slots.items())]
+    }
+    if registry.discovery_errors:
+        listing["discovery_errors"] = registry.discovery_errors
+    return ModelsResponse(**listing)
 
 
 def model_info(registry: ModelRegistry, slot: ModelSlot) -> ModelInfo:
@@ -62,6 +73,8 @@ def model_info(registry: ModelRegistry, slot: ModelSlot) -> ModelInfo:
     if slot.crashes:
         entry["crashes"] = slot.crashes
         entry["last_crash"] = slot.last_crash
+    if slot.reloads:
+        entry["reloads"] = slot.reloads
     if slot.loaded is not None and slot.batcher is not None:
         manifest, variant, onnx = slot.loaded.manifest, slot.loaded.variant, slot.loaded.onnx
         entry |= {

@@ -1,19 +1,29 @@
-"""Feeds one model's batch reports into the Prometheus metrics."""
+"""Feeds one model's batch reports into the Prometheus metrics, and into its health in the registry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 from app.batching import BatchReport, DropReport
 from app.metrics import Metrics
 
 
+class ModelHealth(Protocol):
+    """Where a model's batch outcomes and batcher crashes go (the registry's slot health)."""
+
+    def batch_ran(self) -> None: ...
+
+    def batch_failed(self, error: BaseException) -> None: ...
+
+    def batcher_crashed(self, reason: str) -> None: ...
+
+    def batcher_recovered(self) -> None: ...
+
+
 class MetricsObserver:
     """A BatchObserver that records batches, drops and queue depth for one model."""
 
-    def __init__(
-        self, metrics: Metrics, model: str, health: Callable[[str | None], None] | None = None
-    ) -> None:
+    def __init__(self, metrics: Metrics, model: str, health: ModelHealth | None = None) -> None:
         self._batch_size = metrics.batch_size.labels(model)
         self._batch_tokens = metrics.batch_tokens.labels(model)
         self._padding = metrics.padding_ratio.labels(model)
@@ -34,6 +44,8 @@ class MetricsObserver:
         self._inference.observe(report.run_seconds)
         for wait in report.queue_waits:
             self._queue_wait.observe(wait)
+        if self._health is not None:
+            self._health.batch_ran()
 
     def on_drop(self, report: DropReport) -> None:
         self._rejected.labels(self._model, report.reason).inc(report.count)
@@ -41,14 +53,16 @@ class MetricsObserver:
     def on_queue_depth(self, depth: int) -> None:
         self._queue_items.set(depth)
 
-    def on_batch_failed(self, size: int) -> None:
+    def on_batch_failed(self, size: int, error: BaseException) -> None:
         self._failed_batches.inc()
+        if self._health is not None:
+            self._health.batch_failed(error)
 
     def on_crash(self, component: str, reason: str) -> None:
         self._crashes.labels(self._model, component.partition("-")[0]).inc()
         if self._health is not None:
-            self._health(reason)
+            self._health.batcher_crashed(reason)
 
     def on_recovered(self, component: str) -> None:
         if self._health is not None:
-            self._health(None)
+            self._health.batcher_recovered()

@@ -1,11 +1,14 @@
 """The models being served: their state (loading, ready, failed, restarting), readiness and
-draining, and which model serves a request. app.loading fills the slots."""
+draining, and which model serves a request. app.loading fills the slots and re-opens the session of
+a model whose batches keep failing."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +37,71 @@ class ModelSlot:
     batcher: DynamicBatcher[EncodedItem, ItemOutputs] | None = None
     warmup_shapes: int = 0
     load_seconds: float = 0.0
+    failures_in_row: int = 0  # batches that failed since the last one that ran
+    reloads: int = 0  # times its session was re-opened after failing
+    next_reload: float = 0.0  # monotonic time of the next try to re-open it, while failed
+    reloading: asyncio.Task[None] | None = None
+
+    @property
+    def failed_at_runtime(self) -> bool:
+        """Failed after it had loaded (its batches kept failing), not at load."""
+        return self.state == "failed" and self.loaded is not None
+
+
+def runtime_failure(slot: ModelSlot, retry_after_s: int) -> ModelNotReady:
+    """The 503 for a request to a model that failed after loading: retry once it is re-opened."""
+    wait = math.ceil(max(0.0, slot.next_reload - time.monotonic()))
+    return ModelNotReady(
+        f"model {slot.name!r} is failing: {slot.error}", retry_after=max(retry_after_s, wait)
+    )
+
+
+class SlotHealth:
+    """One model's health as its batcher reports it: `max_consecutive_failures` failed batches in a
+    row fail the model until its session is re-opened; crashes go to the registry's supervision."""
+
+    def __init__(self, registry: ModelRegistry, slot: ModelSlot) -> None:
+        self._registry, self._slot = registry, slot
+
+    def batch_ran(self) -> None:
+        self._slot.failures_in_row = 0
+
+    def batch_failed(self, error: BaseException) -> None:
+        slot = self._slot
+        slot.failures_in_row += 1
+        limit = self._registry.settings.max_consecutive_failures
+        if limit and slot.failures_in_row >= limit and slot.state == "ready":
+            last = f"{type(error).__name__}: {error}"
+            self.fail(f"{slot.failures_in_row} batches in a row failed (the last: {last})")
+
+    def fail(self, reason: str) -> None:
+        """The model's session fails every batch: readiness false, its queued and new requests get
+        503 at once, and its session is re-opened until it works (the registry's `start_reload`)."""
+        slot, registry = self._slot, self._registry
+        log.error("model %s failed: %s; re-opening its session", slot.name, reason)
+        slot.state, slot.error = "failed", f"{reason}; re-opening its session"
+        registry.metrics.model_ready.labels(slot.name).set(0)
+        registry.update_ready()
+        if slot.batcher is not None:
+            slot.batcher.suspend(lambda: runtime_failure(slot, registry.settings.retry_after_s))
+        idle = slot.reloading is None or slot.reloading.done()
+        if registry.start_reload is not None and idle and not registry.draining:
+            slot.reloading = registry.start_reload(slot)
+
+    def reloaded(self) -> None:
+        """The model's session was re-opened and warmed up: it serves again."""
+        slot = self._slot
+        slot.failures_in_row, slot.error, slot.reloads = 0, None, slot.reloads + 1
+        if slot.batcher is not None:
+            slot.batcher.suspend(None)
+        self._registry.mark_ready(slot)
+        self._registry.update_ready()
+
+    def batcher_crashed(self, reason: str) -> None:
+        self._registry.batcher_health(self._slot, reason)
+
+    def batcher_recovered(self) -> None:
+        self._registry.batcher_health(self._slot, None)
 
 
 class ModelRegistry:
@@ -46,11 +114,17 @@ class ModelRegistry:
         self.draining = False
         self.loaded = False
         self.drain_started = 0.0
+        self.discovery_errors: dict[str, str] = {}  # model directory entries skipped: why
+        # starts re-opening a failed model's session (app.loading sets it; the registry cannot import it)
+        self.start_reload: Callable[[ModelSlot], asyncio.Task[None]] | None = None
+
+    def health(self, slot: ModelSlot) -> SlotHealth:
+        return SlotHealth(self, slot)
 
     def loading_done(self) -> None:
         """Every configured model has been tried (readiness may turn true now)."""
         self.loaded = True
-        self._update_ready()
+        self.update_ready()
 
     def mark_ready(self, slot: ModelSlot) -> None:
         assert slot.loaded is not None
@@ -64,10 +138,14 @@ class ModelRegistry:
     def mark_failed(self, slot: ModelSlot, reason: str) -> None:
         slot.state, slot.error = "failed", reason
         self.metrics.model_ready.labels(slot.name).set(0)
-        self._update_ready()
+        self.update_ready()
 
     def batcher_health(self, slot: ModelSlot, crash: str | None) -> None:
         """The batcher's supervisor reports a crash (readiness false) or its recovery."""
+        if slot.state == "failed":  # the failure and its reload decide the state; the crash is noted
+            if crash is not None:
+                slot.last_crash, slot.crashes = crash, slot.crashes + 1
+            return
         if crash is not None:
             slot.state, slot.error, slot.last_crash = "restarting", crash, crash
             slot.crashes += 1
@@ -75,7 +153,7 @@ class ModelRegistry:
         elif slot.state == "restarting":
             slot.state, slot.error = "ready", None
             self.metrics.model_ready.labels(slot.name).set(1)
-        self._update_ready()
+        self.update_ready()
 
     def begin_drain(self) -> None:
         """Stop taking new work: readiness goes false, new requests get 503."""
@@ -83,11 +161,14 @@ class ModelRegistry:
             log.info("draining: no new requests; finishing accepted work")
             self.drain_started = time.monotonic()
         self.draining = True
-        self._update_ready()
+        self.update_ready()
 
     async def shutdown(self) -> None:
         """Finish accepted work (within what is left of the drain timeout), then stop every batcher."""
         self.begin_drain()
+        for slot in self.slots.values():
+            if slot.reloading is not None:
+                slot.reloading.cancel()
         batchers = [slot.batcher for slot in self.slots.values() if slot.batcher is not None]
         for batcher in batchers:
             batcher.stop_accepting()
@@ -108,16 +189,19 @@ class ModelRegistry:
             and all(slot.state == "ready" for slot in self.slots.values())
         )
 
-    def _update_ready(self) -> None:
+    def update_ready(self) -> None:
         self.metrics.ready.set(1 if self.ready else 0)
 
     def readiness(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "ready": self.ready,
             "draining": self.draining,
             "models": {name: slot.state for name, slot in self.slots.items()},
             "errors": {name: slot.error for name, slot in self.slots.items() if slot.error},
         }
+        if self.discovery_errors:  # reported, but they do not hold readiness back
+            body["discovery_errors"] = dict(self.discovery_errors)
+        return body
 
     def resolve(self, task: Task[Any, Any], requested: str | None) -> ModelSlot:
         """The slot that serves this request: the named model, or the task's default.
@@ -139,6 +223,8 @@ class ModelRegistry:
         if slot is None:
             known = ", ".join(sorted(self.slots)) or "none"
             raise ModelNotFound(f"unknown model {name!r}; models: {known}")
+        if slot.failed_at_runtime:
+            raise runtime_failure(slot, retry)
         if slot.state == "failed":
             raise ModelNotReady(f"model {name!r} failed to load: {slot.error}", retry_after=30)
         if slot.state == "restarting":

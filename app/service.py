@@ -28,9 +28,13 @@ from app.errors import (
 from app.metrics import Metrics
 from app.registry import ModelRegistry, ModelSlot
 from app.settings import Settings
-from app.tasks.base import Task
+from app.tasks.base import Prepared, Task
 
 log = logging.getLogger("bertserve.service")
+
+INLINE_POSTPROCESS_WORK = 512
+"""Post-processing runs on the event loop only for a request tokenized there whose items hold at most
+this many tokens (QA spans included, Task.postprocess_work): about one window, a few milliseconds."""
 
 
 @dataclass
@@ -82,10 +86,7 @@ class Service:
             slot.batcher.check_admission()  # refuse before tokenizing: refusing must stay cheap
         started = time.perf_counter()
         inline = sum(map(len, task.texts(request))) <= self.settings.inline_tokenize_chars
-        if inline:
-            prepared = task.preprocess(request, context)  # cheaper than a thread hop
-        else:
-            prepared = await asyncio.to_thread(task.preprocess, request, context)
+        prepared = await self._preprocess(task, slot, request, inline)
         timings.tokenize = time.perf_counter() - started
         self.metrics.tokenize.labels(slot.name).observe(timings.tokenize)
         if prepared.truncated:
@@ -97,11 +98,27 @@ class Service:
                 tag=request_id,
             )
         timings.queue, timings.inference = done.queue_seconds, done.inference_seconds
-        if inline:
+        if inline and task.postprocess_work(request, prepared) <= INLINE_POSTPROCESS_WORK:
             answer: BaseModel = task.postprocess(request, prepared, done.outputs, context)
-        else:  # QA builds a length x length matrix per window: keep big ones off the loop
+        else:  # many windows, tokens or QA spans: keep the work off the loop
             answer = await asyncio.to_thread(task.postprocess, request, prepared, done.outputs, context)
         return answer
+
+    async def _preprocess(
+        self, task: Task[Any, Any], slot: ModelSlot, request: BaseModel, inline: bool
+    ) -> Prepared:
+        """Tokenize into items, on the loop when small; a request needing more windows than one
+        request may have, or than the model's queue holds, gets 413 before any is built."""
+        assert slot.context is not None
+        queue = self.settings.limits_for(slot.name).max_queue_items
+        limit = min(self.settings.max_windows_per_request, queue)
+        try:
+            if inline:
+                return task.preprocess(request, slot.context, limit)  # cheaper than a thread hop
+            return await asyncio.to_thread(task.preprocess, request, slot.context, limit)
+        except TooManyItems:
+            self.metrics.rejected.labels(slot.name, "too_many_items").inc()
+            raise
 
     def _check_not_behind(self, slot: ModelSlot, timings: Timings) -> None:
         """503 for a request that already waited too long inside the server to reach its queue.

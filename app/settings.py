@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, PositiveFloat, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.faults import FaultSpec
+from app.tasks.common import MAX_INPUTS_CEILING
 
 
 class BatchLimits(BaseModel):
@@ -143,16 +144,30 @@ class Settings(BaseSettings):
 
     request_timeout_s: float = Field(30.0, gt=0, description="a request still waiting after this gets 504")
     max_body_bytes: int = Field(2_000_000, ge=1, description="largest accepted request body")
-    max_items_per_request: int = Field(256, ge=1, description="most texts (or pairs, questions) per request")
+    max_items_per_request: int = Field(
+        256, ge=1, le=MAX_INPUTS_CEILING, description="most texts (or pairs, questions) per request (<= 4096)"
+    )
     max_text_chars: int = Field(50_000, ge=1, description="longest accepted text, in characters")
+    max_windows_per_request: int = Field(
+        512,
+        ge=1,
+        description="most windows one request may need (QA and NER split long texts into windows); "
+        "counted from the token counts before any window is built, more get 413",
+    )
     inline_tokenize_chars: int = Field(
         2000,
         ge=0,
-        description="requests of fewer characters are tokenized and post-processed on the event loop; "
-        "larger ones in a worker thread",
+        description="requests of fewer characters are tokenized on the event loop, and post-processed "
+        "there when their items hold few tokens (and few QA spans); larger ones in a worker thread",
     )
     max_inflight_requests: int = Field(
         1024, ge=1, description="requests in progress beyond which new ones get 503"
+    )
+    body_read_timeout_s: float = Field(
+        10.0, gt=0, description="an inference body not fully in this long after reading began: 408, closed"
+    )
+    max_uploading_requests: int = Field(
+        256, ge=1, description="inference bodies still arriving beyond which another slow one gets 503"
     )
     inflight_horizon_s: float = Field(
         2.0,
@@ -172,6 +187,13 @@ class Settings(BaseSettings):
         128, ge=8, description="a longer or non-printable x-request-id is replaced by a generated one"
     )
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 429 and 503")
+    max_consecutive_failures: int = Field(
+        5, ge=0, description="failed batches in a row that fail a model and re-open its session; 0 = never"
+    )
+    reload_backoff_s: tuple[PositiveFloat, PositiveFloat] = Field(
+        (1.0, 60.0), description="first and longest wait before re-opening a failed model's session"
+    )
+    loop_lag_interval_s: float = Field(0.1, ge=0, description="event-loop lag sampling period; 0 = off")
     faults: dict[str, FaultSpec] = Field(
         default_factory=dict,
         description="TEST ONLY: per-model injected batch failures, e.g. "

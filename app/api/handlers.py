@@ -28,6 +28,7 @@ def error_response(
     kind: str, message: str, *, retry_after: int | None = None, request: Request | None = None
 ) -> JSONResponse:
     """The error answer; on the Open Inference Protocol routes, in that protocol's shape."""
+    message = encodable(message)
     if request is not None and is_v2_path(request.url.path):
         return v2_error_response(kind, message, retry_after=retry_after)
     spec = STATUS_TABLE[kind]
@@ -39,14 +40,28 @@ def error_response(
     return JSONResponse(error_body(kind, message), status_code=spec.status, headers=headers)
 
 
+def encodable(message: str) -> str:
+    """The message as UTF-8 can carry it: a lone surrogate (from an OS name or an exception's text)
+    is written as its escape instead of failing the response."""
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:
+        return message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return message
+
+
 def describe_validation(error: RequestValidationError) -> tuple[str, str]:
-    """(kind, message) for a body that is not JSON, or JSON that does not fit the schema."""
+    """(kind, message) for a body that is not JSON, or JSON that does not fit the schema.
+
+    Looks at the first five problems only: the cost does not grow with their number."""
     problems = error.errors()
-    if any(problem.get("type") == "json_invalid" for problem in problems):
-        return "invalid_json", "the request body is not valid JSON"
+    if problems and problems[0].get("type") == "json_invalid":  # then it is the only problem
+        detail = problems[0].get("ctx", {}).get("error")
+        return "invalid_json", "the request body is not valid JSON" + (f": {detail}" if detail else "")
     parts = []
     for problem in problems[:5]:
-        loc = [str(p) for p in problem.get("loc", ()) if p != "body"]
+        # union branches ("list[...]", "function-after[...]") are no part of where the problem is
+        loc = [str(p) for p in problem.get("loc", ()) if p != "body" and "[" not in str(p)]
         if loc and loc[0] in FORMAT_TAGS:  # which of the two body formats: not part of the path
             loc = loc[1:]
         where = ".".join(loc) or "body"

@@ -13,9 +13,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, create_model
+from pydantic import BaseModel, Discriminator, Field, RootModel, Tag, create_model
 
 from app.tasks.base import Task
+from app.tasks.common import ClosedModel
 from app.tasks.sequence import ClassificationResponse, LabelScore, SequenceTask
 
 BERTSERVE_FORMAT = "bertserve"
@@ -27,10 +28,8 @@ ENVELOPE_FIELDS = ("inputs", "model")
 """Fields of a task request that are not options."""
 
 
-class HFRequest(BaseModel):
+class HFRequest(ClosedModel):
     """Base of the per-task Hugging Face request models (`inputs` and `parameters` added per task)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(
         None, description="bertserve extension: the model to use; the task's default when null"
@@ -56,7 +55,7 @@ def parameters_model(task: Task[Any, Any]) -> type[BaseModel]:
     }
     model: type[BaseModel] = create_model(
         f"{task.request_model.__name__.removesuffix('Request')}Parameters",
-        __config__=ConfigDict(extra="forbid"),
+        __base__=ClosedModel,
         __doc__=f"The options of /{task.name}, with the pipeline's names and defaults.",
         **fields,
     )

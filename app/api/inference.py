@@ -13,6 +13,7 @@ from pydantic_core import to_json
 
 from app.api.auth import ServiceDep, require_api_key
 from app.api.huggingface import HFRequest, bare_output, body_annotation, output_model, to_task_request
+from app.api.json_body import StrictJSONRoute
 from app.errors import ClientClosed
 from app.registry import ModelSlot
 from app.service import Service, Timings
@@ -89,7 +90,9 @@ ROUTE_DESCRIPTION = (
 
 
 def inference_router() -> APIRouter:
-    router = APIRouter(dependencies=[Depends(require_api_key)], tags=["inference"])
+    router = APIRouter(
+        dependencies=[Depends(require_api_key)], tags=["inference"], route_class=StrictJSONRoute
+    )
     for name, task in TASKS.items():
         router.add_api_route(
             f"/{name}",

@@ -163,9 +163,12 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": V2Error, "description": reasons[code]} for code in codes}
 
 
-def v2_router() -> APIRouter:
+def v2_router(*, protect_metadata: bool = False) -> APIRouter:
+    """With `protect_metadata`, server and model metadata need the API key, as /v1/models does; the
+    protocol's health routes (server, and model readiness) stay open: probes send no key."""
     router = APIRouter(prefix=V2_PREFIX, tags=["open inference protocol (v2)"])
     model_errors = _errors(404, 503)
+    key_for_metadata = [Depends(require_api_key)] if protect_metadata else []
     infer_route: dict[str, Any] = {
         "description": INFER_DOC,
         "dependencies": [Depends(require_api_key)],
@@ -181,7 +184,7 @@ def v2_router() -> APIRouter:
         },
     }
 
-    @router.get("", summary="Server metadata")
+    @router.get("", summary="Server metadata", dependencies=key_for_metadata)
     async def server_metadata(request: Request) -> dict[str, Any]:
         return {"name": "bertserve", "version": request.app.version, "extensions": []}
 
@@ -197,12 +200,20 @@ def v2_router() -> APIRouter:
             {"ready": False}, status_code=503, headers={"Retry-After": str(service.settings.retry_after_s)}
         )
 
-    @router.get("/models/{name}", summary="Model metadata: input and output tensors", responses=model_errors)
+    @router.get(
+        "/models/{name}",
+        summary="Model metadata: input and output tensors",
+        responses=model_errors,
+        dependencies=key_for_metadata,
+    )
     async def model_metadata(name: ModelName, service: ServiceDep) -> dict[str, Any]:
         return metadata(service, name, None)
 
     @router.get(
-        "/models/{name}/versions/{version}", summary="Model metadata (version 1)", responses=model_errors
+        "/models/{name}/versions/{version}",
+        summary="Model metadata (version 1)",
+        responses=model_errors,
+        dependencies=key_for_metadata,
     )
     async def version_metadata(name: ModelName, version: ModelVersion, service: ServiceDep) -> dict[str, Any]:
         return metadata(service, name, version)

@@ -16,15 +16,26 @@ how many belong to each input (input i owns the rows after the first sum(count[:
 
 from __future__ import annotations
 
-import json
 import math
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.errors import ServiceError
+from app.api.json_body import InvalidJSON, parse_json
+from app.errors import ServiceError, TooManyInputs
+from app.tasks.common import MAX_INPUTS_CEILING
+
+MAX_TENSORS = 16
+"""Most input tensors, and most requested outputs, in one request (a task has at most 8)."""
+
+MAX_RANK = 8
+"""Most dimensions of an input tensor's shape."""
+
+MAX_PARAMETERS = 64
+"""Most entries in a `parameters` object (the request's or a tensor's)."""
 
 
 class BadTensorRequest(ServiceError):
@@ -33,28 +44,34 @@ class BadTensorRequest(ServiceError):
     kind = "invalid_input"
 
 
+Dimension = Annotated[int, Field(ge=0, le=MAX_INPUTS_CEILING)]
+"""One dimension of a shape: a tensor holds at most one element per input of a request."""
+
+Parameters = Annotated[dict[str, Any], Field(max_length=MAX_PARAMETERS)]
+
+
 class InputTensor(BaseModel):
     name: str
-    shape: list[int]
+    shape: Annotated[list[Dimension], Field(max_length=MAX_RANK)]
     datatype: str
-    parameters: dict[str, Any] | None = None
+    parameters: Parameters | None = None
     data: Any = None
 
 
 class RequestedOutput(BaseModel):
     name: str
-    parameters: dict[str, Any] | None = None
+    parameters: Parameters | None = None
 
 
 class InferRequest(BaseModel):
-    """The v2 inference request (JSON part)."""
+    """The v2 inference request (JSON part); fields the protocol may add later are ignored."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")
 
     id: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    inputs: list[InputTensor]
-    outputs: list[RequestedOutput] | None = None
+    parameters: Parameters = Field(default_factory=dict)
+    inputs: Annotated[list[InputTensor], Field(max_length=MAX_TENSORS)]
+    outputs: Annotated[list[RequestedOutput], Field(max_length=MAX_TENSORS)] | None = None
 
 
 class OutputTensor(BaseModel):
@@ -151,9 +168,9 @@ def parse_body(body: bytes, header_length: str | None) -> tuple[InferRequest, by
                 f"Inference-Header-Content-Length {split} does not fit a {len(body)}-byte body"
             )
     try:
-        document = json.loads(body[:split])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadTensorRequest("the request body is not valid JSON") from None
+        document = parse_json(body[:split])
+    except InvalidJSON as error:
+        raise BadTensorRequest(f"the request body is not valid JSON: {error}") from None
     try:
         return InferRequest.model_validate(document), body[split:]
     except ValidationError as error:
@@ -167,16 +184,43 @@ def describe(error: ValidationError) -> str:
     )
 
 
-def _flatten(data: Any) -> list[Any]:
-    if isinstance(data, list):
-        return [item for element in data for item in _flatten(element)]
-    return [data]
+_END = object()
+"""Marks an exhausted level in `flatten`."""
 
 
-def _deserialize_bytes(raw: bytes, name: str) -> list[str]:
-    """BYTES in the binary extension: each element a little-endian uint32 length, then the bytes."""
-    texts, offset = [], 0
+def flatten(data: Any, name: str, shape: list[int], expected: int) -> list[Any]:
+    """The elements of `data` (a scalar, or lists nested at most as deep as the shape has
+    dimensions) in row-major order; refused once it holds more than `expected` elements."""
+    rank = max(len(shape), 1)
+    values: list[Any] = []
+    visits = 0
+    most_visits = (rank + 1) * max(expected, 1)  # every list and element of a tensor of that shape
+    levels: list[Iterator[Any]] = [iter((data,))]
+    while levels:
+        item = next(levels[-1], _END)
+        if item is _END:
+            levels.pop()
+            continue
+        visits += 1
+        if visits > most_visits or len(values) > expected:
+            raise BadTensorRequest(f"input {name!r}: more data than its shape {shape} holds")
+        if isinstance(item, list):
+            if len(levels) > rank:
+                raise BadTensorRequest(f"input {name!r}: data nested deeper than its shape {shape}")
+            levels.append(iter(item))
+        else:
+            values.append(item)
+    return values
+
+
+def _deserialize_bytes(raw: bytes, name: str, expected: int) -> list[str]:
+    """BYTES in the binary extension: each element a little-endian uint32 length, then the bytes;
+    refused once there are more than `expected` elements."""
+    texts: list[str] = []
+    offset = 0
     while offset < len(raw):
+        if len(texts) == expected:
+            raise BadTensorRequest(f"input {name!r}: more than the {expected} elements of its shape")
         if offset + 4 > len(raw):
             raise BadTensorRequest(f"input {name!r}: truncated binary BYTES element")
         (length,) = struct.unpack_from("<I", raw, offset)
@@ -204,20 +248,26 @@ def input_texts(request: InferRequest, binary: bytes, names: tuple[str, ...]) ->
     texts: dict[str, list[str]] = {}
     for tensor in request.inputs:  # binary data follows the JSON in the order of the inputs
         if tensor.datatype != "BYTES":
-            raise BadTensorRequest(f"input {tensor.name!r} is {tensor.datatype}; it must be BYTES (text)")
+            raise BadTensorRequest(f"input {tensor.name!r} is {tensor.datatype!r}; it must be BYTES (text)")
+        expected = math.prod(tensor.shape)  # at most MAX_RANK factors, each at most MAX_INPUTS_CEILING
+        if expected > MAX_INPUTS_CEILING:
+            raise TooManyInputs(
+                f"input {tensor.name!r} has shape {tensor.shape}, {expected} elements; "
+                f"a request holds at most {MAX_INPUTS_CEILING} inputs"
+            )
         size = (tensor.parameters or {}).get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise BadTensorRequest(
                     f"input {tensor.name!r}: binary_data_size {size!r} past the body's end"
                 )
-            values: list[Any] = _deserialize_bytes(binary[offset : offset + size], tensor.name)
+            values: list[Any] = _deserialize_bytes(binary[offset : offset + size], tensor.name, expected)
             offset += size
         elif tensor.data is None:
             raise BadTensorRequest(f"input {tensor.name!r} has no data")
         else:
-            values = _flatten(tensor.data)
-        if any(dim < 0 for dim in tensor.shape) or math.prod(tensor.shape) != len(values):
+            values = flatten(tensor.data, tensor.name, tensor.shape, expected)
+        if len(values) != expected:
             raise BadTensorRequest(
                 f"input {tensor.name!r} has shape {tensor.shape} but {len(values)} elements"
             )

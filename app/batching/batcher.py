@@ -60,6 +60,14 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         self._supervisor.start_loop(loop, self._scheduler.run)
         self._scheduler.pool.start(loop)
 
+    def use_runner(self, replace: Callable[[Any], BatchRunner[PayloadT, Any, OutputT]]) -> None:
+        """Pad and run the next batches on `replace(current runner)`, e.g. over a re-opened session."""
+        self._scheduler.use(replace(self._scheduler.runner))
+
+    def suspend(self, refusal: Callable[[], BaseException] | None) -> None:
+        """See Scheduler.suspend: queued and new work fail with `refusal()`; None takes work again."""
+        self._scheduler.suspend(refusal)
+
     @property
     def queue_depth(self) -> int:
         return len(self._queue)

@@ -74,7 +74,7 @@ class Delivery(Generic[PayloadT, OutputT]):
             if not item.future.done():
                 item.future.set_exception(failure)
         if self.observer is not None:
-            self.observer.on_batch_failed(len(batch))
+            self.observer.on_batch_failed(len(batch), error)
 
     def drops(self, reasons: dict[str, int]) -> None:
         if self.observer is not None:

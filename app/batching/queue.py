@@ -104,6 +104,7 @@ class PendingQueue(Generic[PayloadT, OutputT]):
         self.unfinished_tokens = 0  # of the batches taken and not yet run
         self.oldest_enqueued = 0.0  # when the oldest queued item arrived
         self.tokens_per_second = 0.0  # padded tokens one run does per second (EWMA), 0 = unknown
+        self.refusal: Callable[[], BaseException] | None = None  # admission fails so while suspended
         self.backlog = backlog or Backlog(limits.max_concurrent_batches)
         self.backlog.join(self)
 
@@ -154,6 +155,8 @@ class PendingQueue(Generic[PayloadT, OutputT]):
 
     def check_admission(self, items: int = 0, tokens: int = 0) -> None:
         """Raise QueueFull if `items` more items of `tokens` tokens would overfill the queue."""
+        if self.refusal is not None:
+            raise self.refusal()
         if len(self) + items > self.limits.max_queue_items:
             raise QueueFull(
                 f"model {self.name!r} has {len(self)} items queued (limit {self.limits.max_queue_items})"

@@ -60,6 +60,15 @@ class RunnerPool(Generic[PayloadT, OutputT]):
         self._threads[index] = thread
         thread.start()
 
+    def use(self, runner: BatchRunner[PayloadT, Any, OutputT]) -> None:
+        """Run the next batches with `runner` (a batch running now finishes on the old one)."""
+        self._runner = runner
+
+    def waiting(self) -> list[FormedBatch[PayloadT, OutputT]]:
+        """The batches handed off that no thread has taken yet."""
+        with self._handoff.mutex:
+            return [batch for batch in self._handoff.queue if batch is not None]
+
     def full(self) -> bool:
         """Every thread has a batch waiting for it already."""
         return self._handoff.full()
@@ -106,20 +115,23 @@ class RunnerPool(Generic[PayloadT, OutputT]):
         if all(item.future.done() for item in handed.items):  # every client gone: do not wait
             now = self._clock()
             return None, None, now, now
+        runner = self._runner  # one runner for the whole batch, even if another takes over meanwhile
         try:
-            with turn_of(self._runner):
-                return self._run_in_turn(handed)
+            with turn_of(runner):
+                return self._run_in_turn(runner, handed)
         except BaseException as failure:  # the turn itself failed: the batch's too
             now = self._clock()
             return None, failure, now, now
 
-    def _run_in_turn(self, handed: FormedBatch[PayloadT, OutputT]) -> Outcome:
+    def _run_in_turn(
+        self, runner: BatchRunner[PayloadT, Any, OutputT], handed: FormedBatch[PayloadT, OutputT]
+    ) -> Outcome:
         started = self._clock()
         outputs: Sequence[OutputT] | None = None
         error: BaseException | None = None
         if any(not item.future.done() for item in handed.items):  # some may have left while it waited
             try:
-                outputs = self._runner.run(handed.padded)
+                outputs = runner.run(handed.padded)
                 if len(outputs) != len(handed.items):
                     error = RuntimeError(
                         f"runner returned {len(outputs)} outputs for {len(handed.items)} items"

@@ -93,6 +93,29 @@ class Scheduler(Generic[PayloadT, OutputT]):
     def busy(self) -> bool:
         return bool(self._queue) or self.in_flight > 0
 
+    @property
+    def runner(self) -> BatchRunner[PayloadT, Any, OutputT]:
+        return self._runner
+
+    def use(self, runner: BatchRunner[PayloadT, Any, OutputT]) -> None:
+        """Pad and run the next batches with `runner`."""
+        self._runner = runner
+        self.pool.use(runner)
+
+    def suspend(self, refusal: Callable[[], BaseException] | None) -> None:
+        """Fail the items not yet running (queued, or padded for a runner thread) with `refusal()` now
+        and refuse new work with it, as waiting cannot help while the runner is known to fail; None
+        takes work again."""
+        self._queue.refusal = refusal
+        if refusal is None:
+            return
+        waiting = [item for batch in self.pool.waiting() for item in batch.items]
+        for item in [*self._queue.clear(), *waiting]:
+            if not item.future.done():
+                item.abandoned = "model_not_ready"
+                item.future.set_exception(refusal())
+        self._delivery.depth(0)
+
     async def run(self) -> None:
         """The loop: runs until cancelled."""
         while True:

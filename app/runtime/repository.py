@@ -7,7 +7,9 @@ picks the variant for the provider in use and opens its session.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -41,13 +43,53 @@ class LoadedModel:
         return self.onnx.provider
 
 
-def discover(settings: Settings) -> list[str]:
-    """Names of the models to load: the configured list, or every folder with a manifest."""
+@dataclass(frozen=True)
+class Discovery:
+    """The models found in the repository, and the entries that could not be read (skipped)."""
+
+    names: list[str]
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def discover(settings: Settings) -> Discovery:
+    """The models to load: the configured list, or every folder with a manifest entry.
+
+    A folder whose manifest entry is not a readable file is a model that fails to load (with the
+    reason). An entry that cannot be read at all (a folder without permission, a dangling symlink)
+    is skipped and reported, so that one stray entry, such as a volume's `lost+found`, neither stops
+    discovery nor holds readiness back. Files and hidden entries are not models and pass silently."""
     if settings.models is not None:
-        return list(settings.models)
-    if not settings.model_dir.is_dir():
-        return []
-    return sorted(p.name for p in settings.model_dir.iterdir() if (p / MANIFEST_FILE).is_file())
+        return Discovery(list(settings.models))
+    directory = settings.model_dir
+    try:
+        if not directory.is_dir():
+            return Discovery([])
+        entries = sorted(directory.iterdir())
+    except OSError as error:
+        return Discovery([], {str(directory): f"cannot list the model directory: {error.strerror or error}"})
+    names: list[str] = []
+    errors: dict[str, str] = {}
+    for entry in entries:
+        if entry.name.startswith("."):  # volume internals (Kubernetes' ..data), editors' files
+            continue
+        try:
+            if is_model_folder(entry):
+                names.append(entry.name)
+        except OSError as error:
+            errors[entry.name] = f"cannot read {entry}: {error.strerror or error}"
+    return Discovery(names, errors)
+
+
+def is_model_folder(entry: Path) -> bool:
+    """A folder (or a link to one) that holds a manifest entry; OSError if either cannot be read."""
+    if not stat.S_ISDIR(os.stat(entry).st_mode):
+        return False
+    try:
+        os.lstat(entry / MANIFEST_FILE)
+    except FileNotFoundError:
+        log.info("%s: no %s, not a model folder", entry, MANIFEST_FILE)
+        return False
+    return True
 
 
 def read_manifest(folder: Path) -> Manifest:
@@ -56,7 +98,8 @@ def read_manifest(folder: Path) -> Manifest:
         raise ModelLoadError(f"{folder.name}: no model folder at {folder}")
     path = folder / MANIFEST_FILE
     if not path.is_file():
-        raise ModelLoadError(f"{folder.name}: {MANIFEST_FILE} is missing")
+        missing = "is not a file" if path.is_symlink() or path.exists() else "is missing"
+        raise ModelLoadError(f"{folder.name}: {MANIFEST_FILE} {missing}")
     try:
         return Manifest.read(folder)
     except ValidationError as error:

@@ -51,14 +51,21 @@ class Task(ABC, Generic[RequestT, ResponseT]):
     """The model outputs postprocess reads (a model serving the task must have them)."""
 
     @abstractmethod
-    def preprocess(self, request: RequestT, model: ModelContext) -> Prepared:
-        """Tokenize the request into items (may be many per input: QA windows, NER chunks)."""
+    def preprocess(self, request: RequestT, model: ModelContext, max_windows: int | None = None) -> Prepared:
+        """Tokenize the request into items (may be many per input: QA windows, NER chunks).
+
+        A request whose inputs need more than `max_windows` windows (None: no limit) raises
+        TooManyItems once they are counted, before any window is built."""
 
     @abstractmethod
     def postprocess(
         self, request: RequestT, prepared: Prepared, outputs: Sequence[ItemOutputs], model: ModelContext
     ) -> ResponseT:
         """Turn the items' outputs (same order as prepared.items) into the answer."""
+
+    def postprocess_work(self, request: RequestT, prepared: Prepared) -> int:
+        """What postprocess will read, in tokens: the service runs small amounts on the event loop."""
+        return sum(item.length for item in prepared.items)
 
     @abstractmethod
     def input_count(self, request: RequestT) -> int:

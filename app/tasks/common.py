@@ -4,13 +4,16 @@ windowing skeleton of the tasks that split an input into several items (qa, ner)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import islice
 from typing import Annotated, Any, Protocol, TypeVar
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 from tokenizers import Encoding
 
 from app.contract.items import EncodedItem, ItemOutputs
+from app.errors import TooManyItems
 from app.tasks.base import Prepared
 
 
@@ -26,10 +29,43 @@ Text = Annotated[str, AfterValidator(_not_blank)]
 T = TypeVar("T")
 
 
-class TaskRequest(BaseModel):
-    """Fields every request has; unknown fields are rejected (a misspelt option is an error)."""
+MAX_INPUTS_CEILING = 4096
+"""The most inputs one request's schema accepts: a static bound that keeps validating (and
+describing) an oversized list cheap; the setting max_items_per_request is at most this."""
+
+UNKNOWN_FIELDS_NAMED = 5
+"""Up to this many unknown fields are each an error of its own; more are one error that names
+this many and counts the rest."""
+
+
+class ClosedModel(BaseModel):
+    """A JSON object with known fields only, whose rejection costs the same however many unknown
+    fields it has."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_many_unknown_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            fields = cls.model_fields
+            unknown = len(data) - sum(1 for name in fields if name in data)
+            if unknown > UNKNOWN_FIELDS_NAMED:
+                named = islice((k for k in data if k not in fields), UNKNOWN_FIELDS_NAMED)
+                raise PydanticCustomError(
+                    "extra_forbidden",
+                    "unknown fields {names} (and {more} more); the fields are {fields}",
+                    {
+                        "names": ", ".join(repr(str(name)[:40]) for name in named),
+                        "more": unknown - UNKNOWN_FIELDS_NAMED,
+                        "fields": ", ".join(fields),
+                    },
+                )
+        return data
+
+
+class TaskRequest(ClosedModel):
+    """Fields every request has; unknown fields are rejected (a misspelt option is an error)."""
 
     model: str | None = Field(
         None, description="model to use (a name from /v1/models); the task's default model when null"
@@ -68,6 +104,27 @@ class Windowed(Protocol):
 
 WindowedT = TypeVar("WindowedT", bound=Windowed)
 
+LONGEST_WINDOW = 512
+"""The longest maximum length of the supported architectures: the static ceiling of the window
+options (each request is checked against its own model's length as well)."""
+
+
+def windows_needed(tokens: int, window: int, stride: int) -> int:
+    """How many windows of `window` tokens, consecutive ones overlapping by `stride`, cover `tokens`
+    tokens: the count the tokenizer's overflow gives, known before any window is built."""
+    if tokens <= window:
+        return 1
+    return 1 + -(-(tokens - window) // (window - stride))
+
+
+def check_window_budget(model: str, needed: int, limit: int | None) -> None:
+    """413 for a request that needs more windows than `limit` (None: no limit), before any is built."""
+    if limit is not None and needed > limit:
+        raise TooManyItems(
+            f"model {model!r}: the request needs {needed} windows after tokenization; at most {limit} "
+            "are allowed per request: send fewer or shorter texts, or a smaller stride"
+        )
+
 
 def prepare_windows(inputs: list[WindowedT], truncated: int = 0) -> Prepared:
     """One item per window of every input, in order; the plan keeps the inputs to regroup them."""
@@ -102,5 +159,6 @@ def softmax(outputs: np.ndarray) -> np.ndarray:
     return result
 
 
-NonEmptyList = Field(min_length=1)
-"""For `Annotated[list[X], NonEmptyList]`."""
+NonEmptyList = Field(min_length=1, max_length=MAX_INPUTS_CEILING, fail_fast=True)
+"""For `Annotated[list[X], NonEmptyList]`: a list of inputs. Its length is checked before its
+elements, and their validation stops at the first invalid one (one error, however long the list)."""

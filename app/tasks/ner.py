@@ -12,22 +12,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from tokenizers import Encoding
 
 from app.contract.items import ItemOutputs
 from app.errors import InvalidInput
 from app.tasks.base import ModelContext, Prepared, Task
 from app.tasks.common import (
+    LONGEST_WINDOW,
     NonEmptyList,
     TaskRequest,
     TaskResponse,
     Text,
     as_list,
+    check_window_budget,
     mirror,
     outputs_per_input,
     prepare_windows,
     softmax,
+    windows_needed,
 )
 from app.tasks.ner_entities import (
     Entity,
@@ -40,6 +43,12 @@ from app.tasks.ner_entities import (
 )
 
 DEFAULT_STRIDE = 128
+MAX_STRIDE = LONGEST_WINDOW // 2
+"""stride is at most half the window: consecutive windows advance by half a window or more."""
+MAX_IGNORE_LABELS = 256
+MAX_LABEL_CHARS = 128
+
+Label = Annotated[str, StringConstraints(max_length=MAX_LABEL_CHARS)]
 
 
 class NERRequest(TaskRequest):
@@ -63,13 +72,20 @@ class NERRequest(TaskRequest):
         "words take the label of their first token, of the average, or of their most confident token, "
         "then are grouped",
     )
-    ignore_labels: list[str] = Field(["O"], description="labels (or entity groups) left out of the answer")
+    ignore_labels: list[Label] = Field(
+        ["O"],
+        max_length=MAX_IGNORE_LABELS,
+        description=f"labels (or entity groups) left out of the answer: at most {MAX_IGNORE_LABELS}, "
+        f"of at most {MAX_LABEL_CHARS} characters each",
+    )
     stride: int | None = Field(
         None,
         ge=0,
+        le=MAX_STRIDE,
         strict=True,
-        description="overlap in tokens between the windows of a text longer than the model's maximum length; "
-        "null: min(128, half the window). Not accepted with aggregation_strategy none (as in the pipeline)",
+        description="overlap in tokens between the windows of a text longer than the model's maximum length, "
+        "at most half the window (the maximum length less the special tokens); null: min(128, half the "
+        "window). Not accepted with aggregation_strategy none (as in the pipeline)",
     )
 
 
@@ -124,12 +140,21 @@ def chunk_stride(request: NERRequest, window: int) -> int:
             '`stride` was provided to process all the text but `aggregation_strategy="none"`, '
             "please select another one instead."
         )
-    if request.stride >= window:
+    if request.stride > window // 2:
         raise InvalidInput(
-            f"stride ({request.stride}) must be smaller than the model's window of {window} tokens "
-            "(its maximum length less the special tokens)"
+            f"stride ({request.stride}) must be at most half the model's window of {window} tokens "
+            f"(its maximum length less the special tokens): {window // 2}"
         )
     return request.stride
+
+
+def chunk_text(model: ModelContext, text: str, whole: Encoding, stride: int) -> list[Encoding]:
+    """The chunks of one text encoded whole: itself when it fits, else the tokenizer's overflow windows."""
+    max_length = model.manifest.max_length
+    if len(whole.ids) <= max_length:
+        return [whole]  # what the truncating call returns when nothing needs cutting
+    first = model.encoder.encode(text, max_length=max_length, stride=stride)
+    return [first, *first.overflowing]
 
 
 class NERTask(Task[NERRequest, NERResponse]):
@@ -145,14 +170,20 @@ class NERTask(Task[NERRequest, NERResponse]):
     def texts(self, request: NERRequest) -> list[str]:
         return as_list(request.inputs)
 
-    def preprocess(self, request: NERRequest, model: ModelContext) -> Prepared:
-        max_length = model.manifest.max_length
-        window = max_length - model.encoder.special_tokens_single
+    def preprocess(
+        self, request: NERRequest, model: ModelContext, max_windows: int | None = None
+    ) -> Prepared:
+        specials = model.encoder.special_tokens_single
+        window = model.manifest.max_length - specials
         stride = chunk_stride(request, window)
-        plan: list[Chunked] = []
-        for text in as_list(request.inputs):
-            first = model.encoder.encode(text, max_length=max_length, stride=stride)
-            plan.append(Chunked(text, [first, *first.overflowing], window - stride))
+        texts = as_list(request.inputs)
+        wholes = [model.encoder.encode(text, max_length=None) for text in texts]
+        needed = sum(windows_needed(len(whole.ids) - specials, window, stride) for whole in wholes)
+        check_window_budget(model.name, needed, max_windows)
+        plan = [
+            Chunked(text, chunk_text(model, text, whole, stride), window - stride)
+            for text, whole in zip(texts, wholes, strict=True)
+        ]
         return prepare_windows(plan)
 
     def postprocess(
@@ -176,6 +207,7 @@ def text_entities(
     """`TokenClassificationPipeline.postprocess` over the chunks of one text."""
     encoder = model.encoder
     strategy = request.aggregation_strategy
+    ignored = frozenset(request.ignore_labels)
     entities: list[Entity] = []
     for position, (chunk, out) in enumerate(zip(text.chunks, outputs, strict=True)):
         pre_entities = gather_pre_entities(
@@ -191,7 +223,7 @@ def text_entities(
         found = aggregate(pre_entities, strategy, model.manifest.id2label, encoder.tokens_to_string)
         if position and strategy == "none":
             found = shift_index(found, position * text.step)
-        entities.extend(drop_ignored(found, request.ignore_labels))
+        entities.extend(drop_ignored(found, ignored))
     if len(text.chunks) > 1:
         entities = aggregate_overlapping_entities(entities)
     return entities

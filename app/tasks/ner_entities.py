@@ -6,7 +6,7 @@ with `np.nanmean`) are the pipeline's, so grouping, ties and scores come out the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -184,8 +184,8 @@ def group_entities(entities: list[Entity], decode: Decode) -> list[Entity]:
     return entity_groups
 
 
-def drop_ignored(entities: list[Entity], ignore_labels: Sequence[str]) -> list[Entity]:
-    """Leave out entities whose label (entity or entity_group) is ignored."""
+def drop_ignored(entities: list[Entity], ignore_labels: Set[str]) -> list[Entity]:
+    """Leave out entities whose label (entity or entity_group) is ignored (a set: one lookup each)."""
     return [entity for entity in entities if entity.label not in ignore_labels]
 
 

@@ -6,13 +6,11 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.tasks.common import NonEmptyList, Text, as_list
+from app.tasks.common import ClosedModel, NonEmptyList, Text, as_list
 from app.tasks.sequence import SequenceOptions, SequenceTask
 
 
-class TextPair(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TextPair(ClosedModel):
     text: Text = Field(description="first segment (token type 0)")
     text_pair: Text = Field(description="second segment (token type 1)")
 

@@ -19,26 +19,32 @@ from app.contract.items import ItemOutputs
 from app.errors import InvalidInput
 from app.tasks.base import ModelContext, Prepared, Task
 from app.tasks.common import (
+    LONGEST_WINDOW,
+    ClosedModel,
     NonEmptyList,
     TaskRequest,
     TaskResponse,
     Text,
     as_list,
+    check_window_budget,
     mirror,
     outputs_per_input,
     prepare_windows,
+    windows_needed,
 )
 from app.tasks.qa_spans import get_indices, select_starts_ends
 
 DEFAULT_MAX_SEQ_LEN = 384
 DEFAULT_DOC_STRIDE = 128
 DEFAULT_MAX_ANSWER_LEN = 15  # tokens, the pipeline's default
+MAX_TOP_K = 100
+"""Most answers per question: the spans decoded and de-duplicated per window grow with it."""
+MAX_DOC_STRIDE = LONGEST_WINDOW // 2
+"""doc_stride is at most half of max_seq_len: consecutive windows advance by half a window or more."""
 CONTEXT = 1  # sequence index of the context: question first (right-padding tokenizers, as BERT's)
 
 
-class QAInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class QAInput(ClosedModel):
     question: Text = Field(description="the question")
     context: Text = Field(description="the text to find the answer in; answers' start/end index it")
 
@@ -68,28 +74,39 @@ class QARequest(TaskRequest):
         description='a {"question", "context"} object, or a list of them (the results mirror it)'
     )
     top_k: int = Field(
-        1, ge=1, strict=True, description="answers per question, best first; above 1 the answer is a list"
+        1,
+        ge=1,
+        le=MAX_TOP_K,
+        strict=True,
+        description=f"answers per question, best first (at most {MAX_TOP_K}); above 1 the answer is a list",
     )
     doc_stride: int | None = Field(
         None,
         ge=0,
+        le=MAX_DOC_STRIDE,
         strict=True,
-        description="tokens of overlap between consecutive windows of a long context; "
-        "null: min(max_seq_len // 2, 128), the pipeline's default",
+        description="tokens of overlap between consecutive windows of a long context, at most half of "
+        "max_seq_len; null: min(max_seq_len // 2, 128), the pipeline's default",
     )
     max_answer_len: int = Field(
-        DEFAULT_MAX_ANSWER_LEN, ge=1, strict=True, description="longest answer, in tokens"
+        DEFAULT_MAX_ANSWER_LEN,
+        ge=1,
+        le=LONGEST_WINDOW,
+        strict=True,
+        description=f"longest answer, in tokens (at most {LONGEST_WINDOW})",
     )
     max_seq_len: int | None = Field(
         None,
         ge=1,
+        le=LONGEST_WINDOW,
         strict=True,
-        description="tokens per window (question + context + special tokens); "
-        "null: min(384, the model's maximum length), the pipeline's default",
+        description="tokens per window (question + context + special tokens), at most the model's maximum "
+        "length; null: min(384, the model's maximum length), the pipeline's default",
     )
     max_question_len: int = Field(
         64,
         ge=1,
+        le=LONGEST_WINDOW,
         strict=True,
         description="accepted for compatibility; like the pipeline with a fast tokenizer it has no "
         "effect (a question that leaves no room for the context is rejected)",
@@ -155,8 +172,11 @@ def window_limits(request: QARequest, model_max_length: int) -> tuple[int, int]:
     doc_stride = request.doc_stride
     if doc_stride is None:
         doc_stride = min(max_seq_len // 2, DEFAULT_DOC_STRIDE)
-    if doc_stride > max_seq_len:
-        raise InvalidInput(f"`doc_stride` ({doc_stride}) is larger than `max_seq_len` ({max_seq_len})")
+    elif doc_stride > max_seq_len // 2:
+        raise InvalidInput(
+            f"doc_stride ({doc_stride}) must be at most half of max_seq_len ({max_seq_len}): "
+            f"{max_seq_len // 2}"
+        )
     return max_seq_len, doc_stride
 
 
@@ -168,16 +188,21 @@ def p_mask_of(encoding: Encoding, cls_token_id: int | None) -> np.ndarray:
     return mask
 
 
-def split_windows(
-    model: ModelContext, question: str, context: str, max_seq_len: int, doc_stride: int
-) -> list[Encoding]:
-    """The windows of one question, as the pipeline's fast-tokenizer path makes them."""
-    encoder = model.encoder
-    whole = encoder.encode(question, context, max_length=None)
+@dataclass(frozen=True, slots=True)
+class Tokenized:
+    """One question and its context encoded whole, and how many windows they need."""
+
+    qa: QAInput
+    whole: Encoding
+    windows: int
+
+
+def count_windows(model: ModelContext, whole: Encoding, max_seq_len: int, doc_stride: int) -> int:
+    """The windows the pipeline's fast-tokenizer path makes of one encoded question and context."""
     if len(whole.ids) <= max_seq_len:
-        return [whole]  # what the truncating call returns when nothing needs cutting
-    question_tokens = sum(1 for seq in whole.sequence_ids if seq == 0)
-    room = max_seq_len - encoder.special_tokens_pair - question_tokens
+        return 1
+    question_tokens = whole.sequence_ids.count(0)
+    room = max_seq_len - model.encoder.special_tokens_pair - question_tokens
     if room <= 0:
         raise InvalidInput(
             f"the question is {question_tokens} tokens long and leaves no room for the context "
@@ -188,8 +213,16 @@ def split_windows(
             f"doc_stride ({doc_stride}) must be smaller than the room the question leaves for the context "
             f"in each window ({room} tokens of max_seq_len={max_seq_len})"
         )
-    first = encoder.encode(
-        question, context, max_length=max_seq_len, stride=doc_stride, strategy="only_second"
+    context_tokens = len(whole.ids) - model.encoder.special_tokens_pair - question_tokens
+    return windows_needed(context_tokens, room, doc_stride)
+
+
+def split_windows(model: ModelContext, one: Tokenized, max_seq_len: int, doc_stride: int) -> list[Encoding]:
+    """The windows of one question, as the pipeline's fast-tokenizer path makes them."""
+    if len(one.whole.ids) <= max_seq_len:
+        return [one.whole]  # what the truncating call returns when nothing needs cutting
+    first = model.encoder.encode(
+        one.qa.question, one.qa.context, max_length=max_seq_len, stride=doc_stride, strategy="only_second"
     )
     return [first, *first.overflowing]
 
@@ -207,14 +240,23 @@ class QATask(Task[QARequest, QAResponse]):
     def texts(self, request: QARequest) -> list[str]:
         return [text for qa in as_list(request.inputs) for text in (qa.question, qa.context)]
 
-    def preprocess(self, request: QARequest, model: ModelContext) -> Prepared:
+    def preprocess(self, request: QARequest, model: ModelContext, max_windows: int | None = None) -> Prepared:
         max_seq_len, doc_stride = window_limits(request, model.manifest.max_length)
-        questions: list[Question] = []
+        tokenized = []
         for qa in as_list(request.inputs):
-            encodings = split_windows(model, qa.question, qa.context, max_seq_len, doc_stride)
+            whole = model.encoder.encode(qa.question, qa.context, max_length=None)
+            tokenized.append(Tokenized(qa, whole, count_windows(model, whole, max_seq_len, doc_stride)))
+        check_window_budget(model.name, sum(one.windows for one in tokenized), max_windows)
+        questions: list[Question] = []
+        for one in tokenized:
+            encodings = split_windows(model, one, max_seq_len, doc_stride)
             windows = [Window(e, p_mask_of(e, model.encoder.cls_token_id)) for e in encodings]
-            questions.append(Question(qa.context, windows))
+            questions.append(Question(one.qa.context, windows))
         return prepare_windows(questions)
+
+    def postprocess_work(self, request: QARequest, prepared: Prepared) -> int:
+        """The windows' tokens plus the spans decoded in each (top_k grows them)."""
+        return super().postprocess_work(request, prepared) + len(prepared.items) * spans_per_window(request)
 
     def postprocess(
         self,
@@ -234,12 +276,20 @@ class QATask(Task[QARequest, QAResponse]):
         return QAResponse(model=model.name, results=mirror(results, isinstance(request.inputs, QAInput)))
 
 
+def spans_per_window(request: QARequest) -> int:
+    """How many spans each window decodes: more than top_k when aligning to words, as in the pipeline."""
+    return request.top_k * 2 + 10 if request.align_to_words else request.top_k
+
+
 def answer_question(request: QARequest, question: Question, outputs: Sequence[ItemOutputs]) -> list[QAAnswer]:
-    """`QuestionAnsweringPipeline.postprocess` over one question's windows (fast-tokenizer path)."""
+    """`QuestionAnsweringPipeline.postprocess` over one question's windows (fast-tokenizer path).
+
+    Spans of the same text (case-insensitive) add up their scores on the first one seen, as in the
+    pipeline; a dict keyed by that text keeps this linear in the spans and keeps first-seen order."""
     min_null_score = 1000000.0  # large and positive
-    answers: list[_Answer] = []
+    answers: dict[str, _Answer] = {}
     context = question.context
-    pre_topk = request.top_k * 2 + 10 if request.align_to_words else request.top_k
+    pre_topk = spans_per_window(request)
     for window, out in zip(question.windows, outputs, strict=True):
         start_logits = out["start_logits"][None, :]
         end_logits = out["end_logits"][None, :]
@@ -259,12 +309,14 @@ def answer_question(request: QARequest, question: Question, outputs: Sequence[It
                 window.encoding, int(s), int(e), CONTEXT, request.align_to_words
             )
             target = context[start_index:end_index]
-            same = next((a for a in answers if a.answer.lower() == target.lower()), None)
+            key = target.lower()
+            same = answers.get(key)
             if same is not None:
                 same.score += score.item()
             else:
-                answers.append(_Answer(score.item(), start_index, end_index, target))
+                answers[key] = _Answer(score.item(), start_index, end_index, target)
+    ranked = list(answers.values())
     if request.handle_impossible_answer:
-        answers.append(_Answer(min_null_score, 0, 0, ""))
-    answers = sorted(answers, key=lambda a: a.score, reverse=True)[: request.top_k]
-    return [QAAnswer(score=a.score, start=a.start, end=a.end, answer=a.answer) for a in answers]
+        ranked.append(_Answer(min_null_score, 0, 0, ""))  # never merged, as in the pipeline
+    ranked = sorted(ranked, key=lambda a: a.score, reverse=True)[: request.top_k]
+    return [QAAnswer(score=a.score, start=a.start, end=a.end, answer=a.answer) for a in ranked]

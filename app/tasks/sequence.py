@@ -20,13 +20,16 @@ from app.tasks.base import ModelContext, Prepared, Task
 from app.tasks.common import TaskRequest, TaskResponse, mirror, sigmoid, softmax
 
 FunctionToApply = Literal["softmax", "sigmoid", "none"]
+MAX_TOP_K = 1000
+"""Most labels one answer lists; null lists every label of the model, whatever their number."""
 
 
 class SequenceOptions(TaskRequest):
     """The options of /classify and /pair: `TextClassificationPipeline`'s, with its defaults."""
 
-    top_k: Annotated[int, Field(ge=1, strict=True)] | None = Field(
-        1, description="how many labels to return, best first; null returns every label"
+    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] | None = Field(
+        1,
+        description=f"how many labels to return, best first (at most {MAX_TOP_K}); null returns every label",
     )
     function_to_apply: FunctionToApply | None = Field(
         None,
@@ -102,7 +105,8 @@ class SequenceTask(Task[RequestT, ClassificationResponse]):
     def input_count(self, request: RequestT) -> int:
         return len(self.encoder_inputs(request))
 
-    def preprocess(self, request: RequestT, model: ModelContext) -> Prepared:
+    def preprocess(self, request: RequestT, model: ModelContext, max_windows: int | None = None) -> Prepared:
+        """One item per input: their number is bounded by the input limit, not by `max_windows`."""
         limit = model.manifest.max_length
         encodings = model.encoder.encode_batch(
             self.encoder_inputs(request), max_length=limit if request.truncation else None

@@ -117,7 +117,7 @@ def test_the_format_by_hand(live_url: str, pipelines: dict[str, Any]) -> None:
         ({"inputs": "x", "parameters": {"top_k": 0}}, "parameters.top_k:"),
         ({"inputs": "x", "parameters": {"topk": 1}}, "parameters.topk:"),
         ({"inputs": "x", "parameters": {}, "top_k": 1}, "top_k:"),  # options go in parameters
-        ({"inputs": "", "parameters": {}}, "inputs."),
+        ({"inputs": "", "parameters": {}}, "inputs: Value error, must not be empty"),
     ]:
         error = httpx.post(f"{live_url}/classify", json=body)
         assert error.status_code == 422, error.text

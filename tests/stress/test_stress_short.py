@@ -14,7 +14,16 @@ import pytest
 
 from tests.harness import ROOT
 
-SCENARIOS = ("capacity", "soak", "overload", "disconnect_storm", "generated_requests", "sigterm", "faults")
+SCENARIOS = (
+    "capacity",
+    "soak",
+    "overload",
+    "disconnect_storm",
+    "generated_requests",
+    "sigterm",
+    "faults",
+    "hostile",
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +59,7 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the first test runs the whole short stress (the fixture), within its own limit
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_requirement_of_the_scenario_holds(figures: dict[str, Any], scenario: str) -> None:
     row = figures["scenarios"][scenario]

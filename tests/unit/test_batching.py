@@ -75,7 +75,7 @@ class RecordingObserver:
     def on_queue_depth(self, depth: int) -> None:
         self.depths.append(depth)
 
-    def on_batch_failed(self, size: int) -> None:
+    def on_batch_failed(self, size: int, error: BaseException) -> None:
         self.failed.append(size)
 
     def on_crash(self, component: str, reason: str) -> None:

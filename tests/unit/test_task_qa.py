@@ -89,7 +89,8 @@ def test_p_mask_leaves_context_and_cls_answerable() -> None:
         ({}, 256, (256, 128)),
         ({}, 128, (128, 64)),
         ({"max_seq_len": 64}, 512, (64, 32)),
-        ({"max_seq_len": 64, "doc_stride": 64}, 512, (64, 64)),
+        ({"max_seq_len": 64, "doc_stride": 32}, 512, (64, 32)),
+        ({"max_seq_len": 512}, 512, (512, 128)),
         ({"doc_stride": 0}, 512, (384, 0)),
     ],
 )
@@ -101,13 +102,17 @@ def test_window_limits_like_the_pipeline(
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
-    [({"max_seq_len": 513}, "maximum length"), ({"max_seq_len": 64, "doc_stride": 65}, "larger")],
+    ("options", "model_max", "message"),
+    [
+        ({"max_seq_len": 257}, 256, "maximum length"),
+        ({"max_seq_len": 64, "doc_stride": 33}, 512, "at most half of max_seq_len"),
+        ({"doc_stride": 193}, 512, r"at most half of max_seq_len \(384\): 192"),
+    ],
 )
-def test_window_limits_reject(options: dict[str, int], message: str) -> None:
+def test_window_limits_reject(options: dict[str, int], model_max: int, message: str) -> None:
     request = QARequest.model_validate({"inputs": {"question": "q", "context": "c"}, **options})
     with pytest.raises(InvalidInput, match=message):
-        window_limits(request, 512)
+        window_limits(request, model_max)
 
 
 def test_short_context_is_one_window_long_one_many() -> None:

@@ -13,12 +13,14 @@ from app.api.v2 import is_infer_path
 from app.api.v2_tensors import (
     BadTensorRequest,
     RequestedOutput,
+    flatten,
     input_texts,
     output_tensors,
     parse_body,
     select_outputs,
     task_inputs,
 )
+from app.errors import TooManyInputs
 from app.main import create_app
 from app.settings import Settings
 
@@ -119,3 +121,66 @@ def test_errors_and_the_api_key_on_v2_routes(tmp_path: Path) -> None:
         assert client.get("/v2/health/ready").status_code == 503  # no models: never ready
         classic = client.post("/classify", json={"inputs": "x"})
         assert classic.status_code == 401 and classic.json()["error"]["type"] == "unauthorized"
+
+
+def text_request(data: object, shape: list[int]) -> bytes:
+    return json.dumps(
+        {"inputs": [{"name": "text", "shape": shape, "datatype": "BYTES", "data": data}]}
+    ).encode()
+
+
+def test_data_nested_deeper_than_its_shape_is_refused_without_recursion() -> None:
+    data: object = "a"
+    for _ in range(100_000):  # deeper than the stack: flattening must not recurse
+        data = [data]
+    with pytest.raises(BadTensorRequest, match="nested deeper than its shape"):
+        flatten(data, "text", [1, 1], 1)
+    assert flatten([["a", "b"], ["c", "d"]], "text", [2, 2], 4) == ["a", "b", "c", "d"]
+
+
+def test_data_past_its_shape_stops_at_the_first_extra_element() -> None:
+    with pytest.raises(BadTensorRequest, match="more data than its shape"):
+        flatten(["x"] * 1_000_000, "text", [2], 2)
+    with pytest.raises(BadTensorRequest, match="more data than its shape"):
+        flatten([[]] * 1_000_000, "text", [1, 1], 1)  # lists without elements count too
+
+
+@pytest.mark.parametrize(
+    ("shape", "error", "fragment"),
+    [
+        ([10**30, 10**30, 0], BadTensorRequest, "less than or equal to 4096"),
+        ([10**4000] * 50, BadTensorRequest, "at most 8 items"),
+        ([-1], BadTensorRequest, "greater than or equal to 0"),
+        ([4096, 4096, 4096], TooManyInputs, "68719476736 elements"),
+    ],
+)
+def test_shapes_are_bounded_before_any_arithmetic(
+    shape: list[int], error: type[Exception], fragment: str
+) -> None:
+    with pytest.raises(error, match=fragment):
+        request, binary = parse_body(text_request(["a"], shape), None)
+        input_texts(request, binary, ("text",))
+
+
+def test_binary_elements_past_the_shape_are_not_decoded() -> None:
+    body, length = request_with_binary({"text": [""] * 100_000})
+    document = json.loads(body[: int(length)])
+    document["inputs"][0]["shape"] = [3]
+    header = json.dumps(document).encode()
+    request, binary = parse_body(header + body[int(length) :], str(len(header)))
+    with pytest.raises(BadTensorRequest, match="more than the 3 elements"):
+        input_texts(request, binary, ("text",))
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b'{"id": "\\ud800", "inputs": []}', "surrogate"),
+        (b'{"inputs": [{"name": "\\udc00\\ud800"}]}', "surrogate"),
+        (b'{"inputs": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nest at most"),
+        (b'{"inputs": [], "id": ' + b"9" * 5000 + b"}", "number out of range"),
+    ],
+)
+def test_bodies_python_would_parse_but_no_handler_can_use(body: bytes, fragment: str) -> None:
+    with pytest.raises(BadTensorRequest, match=fragment):
+        parse_body(body, None)

@@ -18,12 +18,13 @@ from tests.harness import run_server
 from tools.bench.stress import scenarios
 from tools.bench.stress.faults import faults
 from tools.bench.stress.generated import schemathesis
+from tools.bench.stress.hostile import hostile
 from tools.bench.stress.probe import sample_process
 from tools.bench.stress.profiles import PROFILES, Profile
 from tools.bench.stress.report import Row, json_line, table
 from tools.bench.stress.traffic import Traffic
 
-SCENARIOS = ("soak", "overload", "disconnect", "generated", "sigterm", "faults")
+SCENARIOS = ("soak", "overload", "disconnect", "generated", "sigterm", "faults", "hostile")
 DRAIN_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 30.0
 SERVER_ENV = {
@@ -76,6 +77,11 @@ async def run_all(
     if "faults" in only:
         log("faults: a failing runner, a truncated .onnx, a missing tokenizer, another manifest version")
         rows.append(await faults(models, work, SERVER_ENV, seconds=min(10.0, profile.calibrate_s)))
+    if "hostile" in only:
+        log("hostile: one request at a time built to take the server down, ordinary traffic beside")
+        rows.append(
+            await hostile(models, work, SERVER_ENV, profile, capacity_per_s=capacity.requests_per_s, log=log)
+        )
     return rows, meta
 
 

@@ -10,7 +10,7 @@ import asyncio
 import gc
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -91,9 +91,13 @@ async def send(session: aiohttp.ClientSession, request: Request, began: float) -
         return Outcome(sent - began, time.perf_counter() - sent, 0, _classify(error), path=request.path)
 
 
-def session_for(url: str, timeout_s: float = 60.0, connections: int = 0) -> aiohttp.ClientSession:
+def session_for(
+    url: str, timeout_s: float = 60.0, connections: int = 0, headers: Mapping[str, str] | None = None
+) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=connections, force_close=False)
-    return aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s))
+    return aiohttp.ClientSession(
+        url, connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s), headers=headers
+    )
 
 
 async def open_loop(

@@ -22,6 +22,11 @@ class Profile:
     storm_clients: int
     schemathesis_examples: int
     enforce_trends: bool  # memory growth and p99 drift need a long run to mean anything
+    hostile_load: float  # the ordinary traffic beside the hostile cases: a share of measured capacity
+    hostile_baseline_s: float  # how long that traffic runs alone first, for the tail it keeps
+    hostile_repeats: int  # times each hostile request is sent (with the key and without)
+    # the tail the traffic beside keeps: the short run's ~200 requests leave a p99 to its two slowest
+    hostile_percentile: float
 
 
 FULL = Profile(
@@ -38,6 +43,10 @@ FULL = Profile(
     storm_clients=1000,
     schemathesis_examples=60,
     enforce_trends=True,
+    hostile_load=0.25,
+    hostile_baseline_s=30,
+    hostile_repeats=3,
+    hostile_percentile=99,
 )
 
 SHORT = Profile(
@@ -54,6 +63,10 @@ SHORT = Profile(
     storm_clients=150,
     schemathesis_examples=8,
     enforce_trends=False,
+    hostile_load=0.2,
+    hostile_baseline_s=10,
+    hostile_repeats=1,
+    hostile_percentile=95,
 )
 
 PROFILES = {profile.name: profile for profile in (FULL, SHORT)}
