@@ -32,6 +32,10 @@ from app.tasks.base import Prepared, Task
 
 log = logging.getLogger("bertserve.service")
 
+CHARACTERS_PER_TOKEN = 4
+"""A low guess of the characters per token of English text, for the work a request brings before
+it is tokenized (admission counts it while the request tokenizes)."""
+
 INLINE_POSTPROCESS_WORK = 512
 """Post-processing runs on the event loop only for a request tokenized there whose items hold at most
 this many tokens (QA spans included, Task.postprocess_work): about one window, a few milliseconds."""
@@ -82,11 +86,13 @@ class Service:
         assert slot.context is not None and slot.batcher is not None
         context = slot.context
         self._check_not_behind(slot, timings)
-        with self._refusals(slot, request_id):
-            slot.batcher.check_admission()  # refuse before tokenizing: refusing must stay cheap
+        characters = sum(map(len, task.texts(request)))
+        with self._refusals(slot, request_id):  # refuse before tokenizing: refusing must stay cheap
+            reservation = slot.batcher.reserve(characters // CHARACTERS_PER_TOKEN)
         started = time.perf_counter()
-        inline = sum(map(len, task.texts(request))) <= self.settings.inline_tokenize_chars
-        prepared = await self._preprocess(task, slot, request, inline)
+        inline = characters <= self.settings.inline_tokenize_chars
+        with reservation:
+            prepared = await self._preprocess(task, slot, request, inline)
         timings.tokenize = time.perf_counter() - started
         self.metrics.tokenize.labels(slot.name).observe(timings.tokenize)
         if prepared.truncated:

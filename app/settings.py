@@ -54,20 +54,8 @@ class BatchLimits(BaseModel):
     )
 
 
-class Settings(BaseSettings):
-    """Server settings. Nested fields use `__`, e.g. BERTSERVE_BATCH__MAX_BATCH_SIZE=32."""
-
-    model_config = SettingsConfigDict(env_prefix="BERTSERVE_", env_nested_delimiter="__", extra="ignore")
-
-    model_dir: Path = Field(Path("models"), description="the model repository: one folder per model")
-    models: list[str] | None = Field(
-        None, description="names of the models to load (JSON list); all folders in model_dir when unset"
-    )
-    default_models: dict[str, str] = Field(
-        default_factory=dict,
-        description='model per task when a request names none, e.g. {"classify": "sst2"}; '
-        "else the first model of that task by name",
-    )
+class RuntimeOptions(BaseModel):
+    """Where and how ONNX Runtime runs the models (part of Settings: flat `BERTSERVE_*` names)."""
 
     device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="auto: CUDA when onnxruntime offers it and it works, else CPU"
@@ -137,10 +125,10 @@ class Settings(BaseSettings):
     )
     warmup: bool = Field(True, description="run representative shapes before reporting ready")
 
-    batch: BatchLimits = Field(default_factory=BatchLimits, description="batching defaults for every model")
-    model_batch: dict[str, BatchLimits] = Field(
-        default_factory=dict, description="per-model batching overrides, by model name (JSON)"
-    )
+
+class RequestHandling(BaseModel):
+    """What one request may cost, how long it may wait, who may send it, and how a model that keeps
+    failing is taken out and re-opened (part of Settings: flat `BERTSERVE_*` names)."""
 
     request_timeout_s: float = Field(30.0, gt=0, description="a request still waiting after this gets 504")
     max_body_bytes: int = Field(2_000_000, ge=1, description="largest accepted request body")
@@ -194,6 +182,34 @@ class Settings(BaseSettings):
         (1.0, 60.0), description="first and longest wait before re-opening a failed model's session"
     )
     loop_lag_interval_s: float = Field(0.1, ge=0, description="event-loop lag sampling period; 0 = off")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: object) -> object:
+        """`BERTSERVE_API_KEY=` (empty, as compose and Helm often pass it) means no key."""
+        return None if value == "" else value
+
+
+class Settings(BaseSettings, RuntimeOptions, RequestHandling):
+    """Server settings. Nested fields use `__`, e.g. BERTSERVE_BATCH__MAX_BATCH_SIZE=32."""
+
+    model_config = SettingsConfigDict(env_prefix="BERTSERVE_", env_nested_delimiter="__", extra="ignore")
+
+    model_dir: Path = Field(Path("models"), description="the model repository: one folder per model")
+    models: list[str] | None = Field(
+        None, description="names of the models to load (JSON list); all folders in model_dir when unset"
+    )
+    default_models: dict[str, str] = Field(
+        default_factory=dict,
+        description='model per task when a request names none, e.g. {"classify": "sst2"}; '
+        "else the first model of that task by name",
+    )
+
+    batch: BatchLimits = Field(default_factory=BatchLimits, description="batching defaults for every model")
+    model_batch: dict[str, BatchLimits] = Field(
+        default_factory=dict, description="per-model batching overrides, by model name (JSON)"
+    )
+
     faults: dict[str, FaultSpec] = Field(
         default_factory=dict,
         description="TEST ONLY: per-model injected batch failures, e.g. "
@@ -212,12 +228,6 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         25.0, ge=0, description="on shutdown, how long accepted work may take to finish"
     )
-
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _empty_key_is_no_key(cls, value: object) -> object:
-        """`BERTSERVE_API_KEY=` (empty, as compose and Helm often pass it) means no key."""
-        return None if value == "" else value
 
     def limits_for(self, model: str) -> BatchLimits:
         """Batching limits of one model: its override, or the defaults."""

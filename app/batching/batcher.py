@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 from app.batching.backlog import Backlog
 from app.batching.delivery import Delivery
 from app.batching.protocol import BatcherClosed, BatchFailed, BatchObserver, BatchRunner, Completed, NeverFits
-from app.batching.queue import Pending, PendingQueue, expire
+from app.batching.queue import Pending, PendingQueue, Reservation, expire
 from app.batching.scheduler import ArrivalRate, Scheduler
 from app.batching.supervisor import Supervisor
 from app.errors import DeadlineExceeded
@@ -96,9 +96,9 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
     def expected_wait(self, extra_tokens: int = 0) -> float:
         return self._queue.expected_wait(extra_tokens)
 
-    def check_admission(self, items: int = 0, tokens: int = 0) -> None:
-        """Raise QueueFull if `items` more items of `tokens` tokens would overfill the queue."""
-        self._queue.check_admission(items, tokens)
+    def reserve(self, tokens: int) -> Reservation:
+        """Admit a request before it is tokenized, its work (about `tokens`) counted as queued meanwhile."""
+        return self._queue.reserve(tokens)
 
     async def submit(
         self, items: Sequence[tuple[PayloadT, int]], timeout_s: float, *, tag: str = ""
@@ -112,7 +112,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
             raise BatcherClosed(f"model {self.name!r} is shutting down")
         if len(items) > self.limits.max_queue_items:
             raise NeverFits(len(items), self.limits.max_queue_items)
-        self.check_admission(len(items), sum(max(1, length) for _, length in items))
+        self._queue.check_admission(len(items), sum(max(1, length) for _, length in items))
         loop = asyncio.get_running_loop()
         now = self._clock()
         pending = [
@@ -141,8 +141,8 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
             raise
         finally:
             expiry.cancel()
-            for item in pending:
-                item.future.cancel()  # no-op on finished ones; marks queued ones to be dropped
+            if sum(item.future.cancel() for item in pending):  # the loop drops them from the queue now
+                self._scheduler.wakeup.set()
 
     def stop_accepting(self) -> None:
         """Refuse new work from now on; queued and running items still complete."""

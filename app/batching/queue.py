@@ -87,6 +87,21 @@ def choose_window(
     return lo, hi
 
 
+class Reservation:
+    """Tokens a request is expected to queue, counted from `reserve` until the `with` block ends."""
+
+    def __init__(self, queue: PendingQueue[Any, Any], tokens: int) -> None:
+        self._queue, self._tokens = queue, tokens
+        queue.incoming_tokens += tokens
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        self._queue.incoming_tokens -= self._tokens
+        self._tokens = 0
+
+
 class PendingQueue(Generic[PayloadT, OutputT]):
     """Pending items kept sorted by (length, arrival), with the admission rules and the measured
     speed that the admission's wait estimate uses (through the backlog it shares with the models
@@ -102,6 +117,7 @@ class PendingQueue(Generic[PayloadT, OutputT]):
         self._keys: list[tuple[int, int]] = []
         self.tokens = 0
         self.unfinished_tokens = 0  # of the batches taken and not yet run
+        self.incoming_tokens = 0  # estimated, of the admitted requests still being tokenized
         self.oldest_enqueued = 0.0  # when the oldest queued item arrived
         self.tokens_per_second = 0.0  # padded tokens one run does per second (EWMA), 0 = unknown
         self.refusal: Callable[[], BaseException] | None = None  # admission fails so while suspended
@@ -113,10 +129,10 @@ class PendingQueue(Generic[PayloadT, OutputT]):
         return self.limits.max_concurrent_batches
 
     def work_seconds(self) -> float:
-        """Seconds of one run that the queued work and the batches taken but not run take."""
+        """Seconds of one run that the queued, taken but unfinished, and incoming work takes."""
         if self.tokens_per_second <= 0:
             return 0.0
-        return (self.tokens + self.unfinished_tokens) / self.tokens_per_second
+        return (self.tokens + self.unfinished_tokens + self.incoming_tokens) / self.tokens_per_second
 
     def __len__(self) -> int:
         return len(self.by_length)
@@ -161,7 +177,7 @@ class PendingQueue(Generic[PayloadT, OutputT]):
             raise QueueFull(
                 f"model {self.name!r} has {len(self)} items queued (limit {self.limits.max_queue_items})"
             )
-        if not self.by_length and not self.unfinished_tokens:
+        if not self.by_length and not self.unfinished_tokens and not self.incoming_tokens:
             return  # nothing of this model's is ahead: however big, the request may start now
         limit = self.limits.max_queue_wait_s
         wait = self.expected_wait(tokens)
@@ -176,6 +192,13 @@ class PendingQueue(Generic[PayloadT, OutputT]):
         age = self._clock() - self.oldest_enqueued
         if age > limit:
             raise QueueFull(f"model {self.name!r} has had work queued for {age:.1f} s (limit {limit:g} s)")
+
+    def reserve(self, tokens: int) -> Reservation:
+        """Admit a request whose items are not made yet (about `tokens` tokens) or raise QueueFull:
+        until the reservation is left its work counts as queued, so a burst of requests that all
+        tokenize at once is admitted as the queue can take it, not as if the queue were empty."""
+        self.check_admission(0, tokens)
+        return Reservation(self, tokens)
 
     def measure(self, padded_tokens: int, seconds: float) -> None:
         """Fold one batch's run (timed alone, not its wait for a turn) into the speed estimate."""

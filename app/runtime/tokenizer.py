@@ -12,6 +12,19 @@ from tokenizers import Encoding, Tokenizer
 TruncationStrategy = Literal["longest_first", "only_first", "only_second"]
 
 
+GIL_FREE_CHARS = 2000
+"""Inputs of more characters are encoded through `encode_batch`, which releases the GIL (`encode`
+holds it for the whole call): a long text tokenized in a worker thread leaves the event loop free."""
+
+
+def _encode_one(tokenizer: Tokenizer, text: str, pair: str | None) -> Encoding:
+    """One input with special tokens: short ones directly (cheapest), long ones without the GIL."""
+    if len(text) + len(pair or "") <= GIL_FREE_CHARS:
+        return tokenizer.encode(text, pair, add_special_tokens=True)
+    encodings: list[Encoding] = tokenizer.encode_batch([(text, pair) if pair is not None else text])
+    return encodings[0]
+
+
 class TextEncoder:
     """A `tokenizers.Tokenizer` safe to share between threads.
 
@@ -71,7 +84,7 @@ class TextEncoder:
             tokenizer.no_truncation()
         else:
             tokenizer.enable_truncation(max_length, stride=stride, strategy=strategy)
-        return tokenizer.encode(text, pair, add_special_tokens=True)
+        return _encode_one(tokenizer, text, pair)
 
     def encode_batch(
         self,
@@ -88,8 +101,9 @@ class TextEncoder:
             tokenizer.enable_truncation(max_length, strategy=strategy)
         if len(texts) == 1:
             text = texts[0]
-            pair = (text[0], text[1]) if isinstance(text, tuple) else (text, None)
-            return [tokenizer.encode(*pair, add_special_tokens=True)]
+            return [
+                _encode_one(tokenizer, *((text[0], text[1]) if isinstance(text, tuple) else (text, None)))
+            ]
         encodings: list[Encoding] = tokenizer.encode_batch(list(texts), add_special_tokens=True)
         return encodings
 
