@@ -12,11 +12,13 @@ from fastapi_offline import FastAPIOffline
 
 from app.api.handlers import install_handlers
 from app.api.inference import inference_router
+from app.api.openapi import contract_openapi
 from app.api.system import system_router
 from app.api.v2 import is_infer_path, v2_router
 from app.api.v2_errors import error_body_for
 from app.collector import freeze_startup_objects
 from app.heap import trim_heap_every
+from app.http_methods import HeadAsGet
 from app.inflight import InflightLimit
 from app.loading import load_all
 from app.loop_lag import watch_loop_lag
@@ -73,9 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     app.state.settings = settings
     install_handlers(app, settings.retry_after_s)
+    app.openapi = contract_openapi(app, settings, service.registry)  # type: ignore[method-assign]
     app.include_router(inference_router())
     app.include_router(system_router(protect_metadata=settings.protect_metadata))
     app.include_router(v2_router(protect_metadata=settings.protect_metadata))
+    app.add_middleware(HeadAsGet)
     app.add_middleware(
         ServingMiddleware,
         metrics=metrics,

@@ -132,7 +132,8 @@ class ServingMiddleware:
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], request_id: str
     ) -> None:
         path = scope.get("path", "")
-        task = self._inference_task(path)
+        # other methods on an inference path are no inference: the router answers them (405, OPTIONS)
+        task = self._inference_task(path) if scope.get("method") == "POST" else None
         status = {"code": 500, "started": 0}
         counted = int(task is not None)  # the ledger counts inference requests only
 

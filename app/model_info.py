@@ -35,7 +35,12 @@ class ModelInfo(BaseModel):
     fusions: list[str] | None = None
     labels: list[str] | None = None
     problem_type: str | None = None
-    max_length: int | None = None
+    max_length: int | None = Field(
+        None,
+        description="most tokens per input: the largest QA max_seq_len this model accepts, and its NER "
+        "windows (stride at most half of it less the special tokens); longer inputs are truncated or "
+        "split into windows",
+    )
     precision: str | None = None
     provider: str | None = None
     fell_back_to_cpu: bool | None = None
@@ -49,8 +54,21 @@ class ModelInfo(BaseModel):
     load_seconds: float | None = None
 
 
+class RequestLimits(BaseModel):
+    """What one request may hold on this server (its settings); over a limit is 413. The OpenAPI
+    document states the first two as maxItems and maxLength."""
+
+    max_items_per_request: int = Field(description="most inputs (texts, pairs, questions) per request")
+    max_text_chars: int = Field(description="longest text, in characters")
+    max_windows_per_request: int = Field(
+        description="most windows a request may need after tokenization (QA and NER split long texts)"
+    )
+    max_body_bytes: int = Field(description="largest request body")
+
+
 class ModelsResponse(BaseModel):
     models: list[ModelInfo]
+    limits: RequestLimits = Field(description="what one request may hold, the same for every model")
     discovery_errors: dict[str, str] | None = Field(
         None, description="entries of the model directory that could not be read, skipped (only if any)"
     )
@@ -58,8 +76,15 @@ class ModelsResponse(BaseModel):
 
 def describe(registry: ModelRegistry) -> ModelsResponse:
     """Every model, by name, and the model directory's unreadable entries."""
+    settings = registry.settings
     listing: dict[str, Any] = {
-        "models": [model_info(registry, slot) for _, slot in sorted(registry.slots.items())]
+        "models": [model_info(registry, slot) for _, slot in sorted(registry.slots.items())],
+        "limits": RequestLimits(
+            max_items_per_request=settings.max_items_per_request,
+            max_text_chars=settings.max_text_chars,
+            max_windows_per_request=settings.max_windows_per_request,
+            max_body_bytes=settings.max_body_bytes,
+        ),
     }
     if registry.discovery_errors:
         listing["discovery_errors"] = registry.discovery_errors

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from app.api.huggingface import FORMAT_TAGS
@@ -25,14 +25,20 @@ HTTP_KINDS = {
 
 
 def error_response(
-    kind: str, message: str, *, retry_after: int | None = None, request: Request | None = None
+    kind: str,
+    message: str,
+    *,
+    retry_after: int | None = None,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """The error answer; on the Open Inference Protocol routes, in that protocol's shape."""
+    """The error answer (with `headers` besides its own); on the Open Inference Protocol routes, in
+    that protocol's shape."""
     message = encodable(message)
     if request is not None and is_v2_path(request.url.path):
-        return v2_error_response(kind, message, retry_after=retry_after)
+        return v2_error_response(kind, message, retry_after=retry_after, headers=headers)
     spec = STATUS_TABLE[kind]
-    headers = {}
+    headers = dict(headers or {})
     if spec.retry:
         headers["Retry-After"] = str(retry_after or 1)
     if kind == "unauthorized":
@@ -83,10 +89,32 @@ def install_handlers(app: FastAPI, retry_after_s: int) -> None:
         return error_response(kind, message, request=request)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = allowed_methods(headers.get("Allow"))
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": headers["Allow"]})
         kind = HTTP_KINDS.get(error.status_code)
         if kind is None:
             if is_v2_path(request.url.path):
-                return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
-            return JSONResponse(error_body("http_error", str(error.detail)), status_code=error.status_code)
-        return error_response(kind, str(error.detail), request=request)
+                body = {"error": str(error.detail)}
+                return JSONResponse(body, status_code=error.status_code, headers=headers)
+            return JSONResponse(
+                error_body("http_error", str(error.detail)), status_code=error.status_code, headers=headers
+            )
+        return error_response(kind, str(error.detail), request=request, headers=headers)
+
+
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(route_methods: str | None) -> str:
+    """The `Allow` value of a 405 (RFC 9110): the route's methods, HEAD wherever GET is (the server
+    answers it), and OPTIONS, which every route answers. Only the static-file mount raises a 405 that
+    names no methods: it serves GET and HEAD."""
+    methods = {m.strip().upper() for m in (route_methods or "GET").split(",") if m.strip()}
+    if "GET" in methods:
+        methods.add("HEAD")
+    methods.add("OPTIONS")
+    return ", ".join(sorted(methods, key=lambda m: (*METHOD_ORDER, m).index(m)))

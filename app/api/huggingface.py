@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, Discriminator, Field, RootModel, Tag, create_model
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, create_model
 
 from app.tasks.base import Task
 from app.tasks.common import ClosedModel
@@ -53,9 +53,11 @@ def parameters_model(task: Task[Any, Any]) -> type[BaseModel]:
         for name, info in task.request_model.model_fields.items()
         if name not in ENVELOPE_FIELDS
     }
+    rules = getattr(task.request_model, "option_rules", {})
+    base = type("OptionsBase", (ClosedModel,), {"model_config": ConfigDict(json_schema_extra=rules)})
     model: type[BaseModel] = create_model(
         f"{task.request_model.__name__.removesuffix('Request')}Parameters",
-        __base__=ClosedModel,
+        __base__=base,
         __doc__=f"The options of /{task.name}, with the pipeline's names and defaults.",
         **fields,
     )

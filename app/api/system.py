@@ -16,6 +16,25 @@ def _service(request: Request) -> Service:
     return service
 
 
+MODEL_LINKS = {
+    link: {
+        "operationId": operation,
+        "parameters": {"name": "$response.body#/models/0/name", **({"version": "1"} if versioned else {})},
+        "description": f"{what} of the first model listed",
+    }
+    for link, operation, what, versioned in (
+        ("ModelMetadata", "v2_model_metadata", "Open Inference Protocol metadata", False),
+        ("ModelVersionMetadata", "v2_model_version_metadata", "Metadata of version 1", True),
+        ("ModelReady", "v2_model_ready", "Readiness", False),
+        ("ModelVersionReady", "v2_model_version_ready", "Readiness of version 1", True),
+        ("ModelInfer", "v2_model_infer", "Inference", False),
+        ("ModelVersionInfer", "v2_model_version_infer", "Inference with version 1", True),
+    )
+}
+"""OpenAPI links from /v1/models to the routes that take a model name (their operation ids are set
+in app.api.v2): what clients and contract testers follow to reach a served model."""
+
+
 def system_router(*, protect_metadata: bool = False) -> APIRouter:
     """Probes are always open (kubelets send no key); /v1/models and /metrics need the API key
     when `protect_metadata` is set."""
@@ -40,9 +59,10 @@ def system_router(*, protect_metadata: bool = False) -> APIRouter:
 
     @router.get(
         "/v1/models",
-        summary="The models served: task, labels, precision, provider, parity",
+        summary="The models served: task, labels, precision, provider, parity, and the request limits",
         dependencies=metadata,
         response_model_exclude_unset=True,
+        responses={200: {"description": "Every model, by name", "links": MODEL_LINKS}},
     )
     async def models(request: Request) -> ModelsResponse:
         return describe(_service(request).registry)

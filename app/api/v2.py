@@ -41,8 +41,33 @@ from app.tasks.base import Task
 VERSION = "1"
 INFER_PATH_PARTS = 4  # models/{name}/infer or models/{name}/versions/{v}/infer after /v2
 
-ModelName = Annotated[str, Path(description="a model name (see GET /v1/models)")]
-ModelVersion = Annotated[str, Path(description='the model version: every model has one, "1"')]
+DEMO_MODELS = {"classify": "sst2-minilm", "pair": "mrpc-minilm", "qa": "squad-minilm", "ner": "conll-minilm"}
+"""The demo's heads (`make models`): the examples of a model name."""
+
+ModelName = Annotated[
+    str,
+    Path(
+        description="a model name (see GET /v1/models)",
+        examples=list(DEMO_MODELS.values()),
+        openapi_examples={
+            name: {"summary": f"the demo's {task} head", "value": name} for task, name in DEMO_MODELS.items()
+        },
+    ),
+]
+ModelVersion = Annotated[
+    str,
+    Path(
+        description='the model version: every model has one, "1" (another is 404)',
+        examples=[VERSION],
+        openapi_examples={"only": {"summary": "the only version", "value": VERSION}},
+        json_schema_extra={"enum": [VERSION]},
+    ),
+]
+INFER_EXAMPLE = {
+    "id": "42",
+    "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["I loved it."]}],
+}
+"""A request for a classify model (e.g. the demo's sst2-minilm)."""
 
 
 def is_infer_path(path: str) -> bool:
@@ -179,7 +204,9 @@ def v2_router(*, protect_metadata: bool = False) -> APIRouter:
         "openapi_extra": {
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": inline_schema(InferRequest)}},
+                "content": {
+                    "application/json": {"schema": inline_schema(InferRequest), "example": INFER_EXAMPLE}
+                },
             }
         },
     }
@@ -203,6 +230,7 @@ def v2_router(*, protect_metadata: bool = False) -> APIRouter:
     @router.get(
         "/models/{name}",
         summary="Model metadata: input and output tensors",
+        operation_id="v2_model_metadata",
         responses=model_errors,
         dependencies=key_for_metadata,
     )
@@ -212,6 +240,7 @@ def v2_router(*, protect_metadata: bool = False) -> APIRouter:
     @router.get(
         "/models/{name}/versions/{version}",
         summary="Model metadata (version 1)",
+        operation_id="v2_model_version_metadata",
         responses=model_errors,
         dependencies=key_for_metadata,
     )
@@ -221,6 +250,7 @@ def v2_router(*, protect_metadata: bool = False) -> APIRouter:
     @router.get(
         "/models/{name}/ready",
         summary="The model is loaded and warmed up (503 otherwise)",
+        operation_id="v2_model_ready",
         responses=model_errors,
     )
     async def ready_model(name: ModelName, service: ServiceDep) -> JSONResponse:
@@ -229,16 +259,22 @@ def v2_router(*, protect_metadata: bool = False) -> APIRouter:
     @router.get(
         "/models/{name}/versions/{version}/ready",
         summary="Model readiness (version 1)",
+        operation_id="v2_model_version_ready",
         responses=model_errors,
     )
     async def ready_version(name: ModelName, version: ModelVersion, service: ServiceDep) -> JSONResponse:
         return model_ready(service, name, version)
 
-    @router.post("/models/{name}/infer", summary="Inference", **infer_route)
+    @router.post("/models/{name}/infer", summary="Inference", operation_id="v2_model_infer", **infer_route)
     async def infer_model(name: ModelName, request: Request, service: ServiceDep) -> Response:
         return await infer(service, request, name, None)
 
-    @router.post("/models/{name}/versions/{version}/infer", summary="Inference (version 1)", **infer_route)
+    @router.post(
+        "/models/{name}/versions/{version}/infer",
+        summary="Inference (version 1)",
+        operation_id="v2_model_version_infer",
+        **infer_route,
+    )
     async def infer_version(
         name: ModelName, version: ModelVersion, request: Request, service: ServiceDep
     ) -> Response:

@@ -24,8 +24,10 @@ def v2_status(kind: str) -> int:
     return 400 if status == 422 else status
 
 
-def v2_error_response(kind: str, message: str, *, retry_after: int | None = None) -> JSONResponse:
-    headers = {}
+def v2_error_response(
+    kind: str, message: str, *, retry_after: int | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    headers = dict(headers or {})
     if STATUS_TABLE[kind].retry:
         headers["Retry-After"] = str(retry_after or 1)
     if kind == "unauthorized":

@@ -3,12 +3,14 @@ windowing skeleton of the tasks that split an input into several items (qa, ner)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from itertools import islice
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
+from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
 from tokenizers import Encoding
 
@@ -16,15 +18,41 @@ from app.contract.items import EncodedItem, ItemOutputs
 from app.errors import TooManyItems
 from app.tasks.base import Prepared
 
+NON_BLANK = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+"""A character that is not whitespace (Python's `str.isspace`), spelled out so that every regex
+dialect reads it alike: a text must contain one. The schema's `pattern` and the validator are this."""
+
+_NON_BLANK = re.compile(NON_BLANK)
+
 
 def _not_blank(text: str) -> str:
-    if not text.strip():
+    if _NON_BLANK.search(text) is None:
         raise ValueError("must not be empty or only whitespace")
     return text  # kept as sent: character offsets in answers refer to it
 
 
-Text = Annotated[str, AfterValidator(_not_blank)]
+TEXT_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "pattern": NON_BLANK,
+    "description": "a text with at least one character that is not whitespace",
+}
+
+Text = Annotated[str, AfterValidator(_not_blank), WithJsonSchema(TEXT_SCHEMA)]
 """A non-blank string, kept unchanged."""
+
+
+def _whole(value: Any) -> Any:
+    """A JSON number without a fraction (`5.0`) is the integer JSON Schema says it is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WHOLE = BeforeValidator(_whole)
+"""For an integer option, `Annotated[int, Strict(), Field(ge=..., le=...), WHOLE]`: JSON integers and
+fraction-less numbers, no strings or booleans. The bounds go inside the Annotated, before WHOLE, so
+that the schema states them as minimum and maximum."""
 
 T = TypeVar("T")
 
@@ -70,6 +98,10 @@ class TaskRequest(ClosedModel):
     model: str | None = Field(
         None, description="model to use (a name from /v1/models); the task's default model when null"
     )
+
+    option_rules: ClassVar[dict[str, JsonValue]] = {}
+    """JSON Schema keywords for rules between options (e.g. `not`): the Hugging Face format's
+    `parameters` schema carries them too."""
 
 
 class TaskResponse(BaseModel):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, Strict, StringConstraints
 from tokenizers import Encoding
 
 from app.contract.items import ItemOutputs
@@ -20,6 +20,7 @@ from app.errors import InvalidInput
 from app.tasks.base import ModelContext, Prepared, Task
 from app.tasks.common import (
     LONGEST_WINDOW,
+    WHOLE,
     NonEmptyList,
     TaskRequest,
     TaskResponse,
@@ -43,8 +44,16 @@ from app.tasks.ner_entities import (
 )
 
 DEFAULT_STRIDE = 128
-MAX_STRIDE = LONGEST_WINDOW // 2
-"""stride is at most half the window: consecutive windows advance by half a window or more."""
+MAX_STRIDE = (LONGEST_WINDOW - 2) // 2
+"""stride is at most half the window (the maximum length less [CLS] and [SEP]): consecutive windows
+advance by half a window or more."""
+STRIDE_NEEDS_AGGREGATION: dict[str, JsonValue] = {
+    "not": {
+        "required": ["aggregation_strategy", "stride"],
+        "properties": {"aggregation_strategy": {"const": "none"}, "stride": {"type": "integer"}},
+    }
+}
+"""The pipeline's rule between two options, as JSON Schema: no `stride` with aggregation none."""
 MAX_IGNORE_LABELS = 256
 MAX_LABEL_CHARS = 128
 
@@ -59,9 +68,11 @@ class NERRequest(TaskRequest):
             "examples": [
                 {"inputs": "My name is Wolfgang and I live in Berlin"},
                 {"inputs": ["Ada Lovelace worked in London."], "aggregation_strategy": "none"},
-            ]
+            ],
+            **STRIDE_NEEDS_AGGREGATION,
         }
     )
+    option_rules: ClassVar[dict[str, JsonValue]] = STRIDE_NEEDS_AGGREGATION
 
     inputs: Text | Annotated[list[Text], NonEmptyList] = Field(
         description="a text, or a list of texts (the results mirror it)"
@@ -78,13 +89,11 @@ class NERRequest(TaskRequest):
         description=f"labels (or entity groups) left out of the answer: at most {MAX_IGNORE_LABELS}, "
         f"of at most {MAX_LABEL_CHARS} characters each",
     )
-    stride: int | None = Field(
+    stride: Annotated[int, Strict(), Field(ge=0, le=MAX_STRIDE), WHOLE] | None = Field(
         None,
-        ge=0,
-        le=MAX_STRIDE,
-        strict=True,
         description="overlap in tokens between the windows of a text longer than the model's maximum length, "
-        "at most half the window (the maximum length less the special tokens); null: min(128, half the "
+        "at most half the window (the maximum length less the special tokens: 255 for a 512-token model; "
+        "max_length in GET /v1/models; else 422); null: min(128, half the "
         "window). Not accepted with aggregation_strategy none (as in the pipeline)",
     )
 

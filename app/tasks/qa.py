@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 from tokenizers import Encoding
 
 from app.contract.items import ItemOutputs
@@ -20,6 +20,7 @@ from app.errors import InvalidInput
 from app.tasks.base import ModelContext, Prepared, Task
 from app.tasks.common import (
     LONGEST_WINDOW,
+    WHOLE,
     ClosedModel,
     NonEmptyList,
     TaskRequest,
@@ -73,41 +74,28 @@ class QARequest(TaskRequest):
     inputs: QAInput | Annotated[list[QAInput], NonEmptyList] = Field(
         description='a {"question", "context"} object, or a list of them (the results mirror it)'
     )
-    top_k: int = Field(
+    top_k: Annotated[int, Strict(), Field(ge=1, le=MAX_TOP_K), WHOLE] = Field(
         1,
-        ge=1,
-        le=MAX_TOP_K,
-        strict=True,
         description=f"answers per question, best first (at most {MAX_TOP_K}); above 1 the answer is a list",
     )
-    doc_stride: int | None = Field(
+    doc_stride: Annotated[int, Strict(), Field(ge=0, le=MAX_DOC_STRIDE), WHOLE] | None = Field(
         None,
-        ge=0,
-        le=MAX_DOC_STRIDE,
-        strict=True,
         description="tokens of overlap between consecutive windows of a long context, at most half of "
-        "max_seq_len; null: min(max_seq_len // 2, 128), the pipeline's default",
+        "max_seq_len and less than the room the question leaves in a window (else 422); null: "
+        "min(max_seq_len // 2, 128), the pipeline's default",
     )
-    max_answer_len: int = Field(
+    max_answer_len: Annotated[int, Strict(), Field(ge=1, le=LONGEST_WINDOW), WHOLE] = Field(
         DEFAULT_MAX_ANSWER_LEN,
-        ge=1,
-        le=LONGEST_WINDOW,
-        strict=True,
         description=f"longest answer, in tokens (at most {LONGEST_WINDOW})",
     )
-    max_seq_len: int | None = Field(
+    max_seq_len: Annotated[int, Strict(), Field(ge=1, le=LONGEST_WINDOW), WHOLE] | None = Field(
         None,
-        ge=1,
-        le=LONGEST_WINDOW,
-        strict=True,
         description="tokens per window (question + context + special tokens), at most the model's maximum "
-        "length; null: min(384, the model's maximum length), the pipeline's default",
+        "length (max_length in GET /v1/models; else 422), with room for the question's tokens and one of "
+        "the context (else 422); null: min(384, the model's maximum length), the pipeline's default",
     )
-    max_question_len: int = Field(
+    max_question_len: Annotated[int, Strict(), Field(ge=1, le=LONGEST_WINDOW), WHOLE] = Field(
         64,
-        ge=1,
-        le=LONGEST_WINDOW,
-        strict=True,
         description="accepted for compatibility; like the pipeline with a fast tokenizer it has no "
         "effect (a question that leaves no room for the context is rejected)",
     )

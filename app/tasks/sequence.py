@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from typing import Annotated, ClassVar, Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Strict
 
 from app.contract.items import EncodedItem, ItemOutputs
 from app.contract.manifest import Manifest
 from app.errors import InvalidInput
 from app.tasks.base import ModelContext, Prepared, Task
-from app.tasks.common import TaskRequest, TaskResponse, mirror, sigmoid, softmax
+from app.tasks.common import WHOLE, TaskRequest, TaskResponse, mirror, sigmoid, softmax
 
 FunctionToApply = Literal["softmax", "sigmoid", "none"]
 MAX_TOP_K = 1000
@@ -27,7 +27,7 @@ MAX_TOP_K = 1000
 class SequenceOptions(TaskRequest):
     """The options of /classify and /pair: `TextClassificationPipeline`'s, with its defaults."""
 
-    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] | None = Field(
+    top_k: Annotated[int, Strict(), Field(ge=1, le=MAX_TOP_K), WHOLE] | None = Field(
         1,
         description=f"how many labels to return, best first (at most {MAX_TOP_K}); null returns every label",
     )

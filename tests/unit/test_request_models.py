@@ -4,15 +4,17 @@ JSON parser refuses what no handler can use."""
 from __future__ import annotations
 
 import gc
+import re
+import sys
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from app.api.huggingface import hf_request_model, parameters_model
 from app.api.json_body import InvalidJSON, parse_json
 from app.tasks import TASKS
 from app.tasks.classify import ClassifyRequest
-from app.tasks.common import MAX_INPUTS_CEILING
+from app.tasks.common import MAX_INPUTS_CEILING, Text
 from app.tasks.pair import PairRequest
 
 
@@ -76,3 +78,58 @@ def test_strict_json_reads_what_clients_send() -> None:
         "top_k": 3,
     }
     assert gc.isenabled()
+
+
+# -- the schema states what the models enforce ------------------------------------------------------
+
+
+def test_the_non_blank_pattern_is_the_validators_rule_for_every_character() -> None:
+    """The schema's pattern and the validator agree on every code point (Python's isspace)."""
+    validate = TypeAdapter(Text).validate_python
+    pattern = re.compile(TypeAdapter(Text).json_schema()["pattern"])
+    for code in range(sys.maxunicode + 1):
+        if 0xD800 <= code <= 0xDFFF:
+            continue  # no JSON string holds a lone surrogate (the parser refuses it)
+        char = chr(code)
+        assert (pattern.search(char) is None) == char.isspace(), hex(code)
+    for blank in ("", " ", "\t\n", "\u3000\x1c"):
+        with pytest.raises(ValidationError, match="empty or only whitespace"):
+            validate(blank)
+    assert validate(" a ") == " a "
+
+
+@pytest.mark.parametrize(
+    ("task_name", "options"),
+    [
+        ("classify", {"top_k": 2.0}),
+        ("qa", {"top_k": 3.0, "max_seq_len": 211.0, "doc_stride": 64.0}),
+        ("ner", {"stride": 227.0}),
+    ],
+)
+def test_a_whole_number_written_with_a_fraction_is_the_integer_json_schema_says(
+    task_name: str, options: dict[str, object]
+) -> None:
+    task = TASKS[task_name]
+    inputs = {"question": "q", "context": "c"} if task_name == "qa" else "x"
+    request = task.request_model.model_validate({"inputs": inputs, **options})
+    for name, value in options.items():
+        assert getattr(request, name) == value
+        assert type(getattr(request, name)) is int
+    parameters_model(task).model_validate(options)
+
+
+@pytest.mark.parametrize("value", [2.5, "2", True, float("inf")])
+def test_an_integer_option_is_a_json_integer(value: object) -> None:
+    for model, body in [
+        (TASKS["qa"].request_model, {"inputs": {"question": "q", "context": "c"}, "top_k": value}),
+        (parameters_model(TASKS["ner"]), {"stride": value}),
+    ]:
+        with pytest.raises(ValidationError):
+            model.model_validate(body)
+
+
+def test_stride_with_aggregation_none_is_refused_by_the_schema_as_by_the_task() -> None:
+    for model in (TASKS["ner"].request_model, parameters_model(TASKS["ner"])):
+        rule = model.model_json_schema()["not"]
+        assert rule["required"] == ["aggregation_strategy", "stride"]
+        assert rule["properties"]["aggregation_strategy"] == {"const": "none"}

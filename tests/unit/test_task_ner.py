@@ -198,12 +198,12 @@ def test_chunk_stride(body: dict[str, Any], window: int, expected: int) -> None:
     ("body", "message"),
     [
         ({"stride": 16, "aggregation_strategy": "none"}, "aggregation_strategy"),
-        ({"stride": 256}, "at most half the model's window of 510 tokens"),
+        ({"stride": 201}, "at most half the model's window of 400 tokens"),
     ],
 )
 def test_chunk_stride_rejects(body: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
-        chunk_stride(NERRequest.model_validate({"inputs": "a", **body}), 510)
+        chunk_stride(NERRequest.model_validate({"inputs": "a", **body}), 400)
 
 
 def test_long_text_becomes_overlapping_chunks() -> None:
