@@ -91,6 +91,8 @@ class Reservation:
     """Tokens a request is expected to queue, counted from `reserve` until the `with` block ends."""
 
     def __init__(self, queue: PendingQueue[Any, Any], tokens: int) -> None:
+        if queue.tokens_per_second > 0:  # a guess alone never fills the wait limit for the others
+            tokens = min(tokens, int(queue.tokens_per_second * queue.limits.max_queue_wait_s / 2))
         self._queue, self._tokens = queue, tokens
         queue.incoming_tokens += tokens
 

@@ -327,8 +327,8 @@ def test_ner_none_on_a_long_text_keeps_every_token_once(ner_small: Model, ner: M
 def test_ner_validates_stride(ner: Model) -> None:
     with pytest.raises(InvalidInput, match="aggregation_strategy"):
         ner.prepared(inputs=TEXTS[0], aggregation_strategy="none", stride=16)
-    with pytest.raises(InvalidInput, match="window"):
-        ner.prepared(inputs=TEXTS[0], stride=256)  # over half the window of 510 tokens
+    with pytest.raises(ValidationError, match="less than or equal to 255"):
+        ner.prepared(inputs=TEXTS[0], stride=256)  # over half the longest window (510 tokens)
     assert len(ner.prepared(inputs=TEXTS[0], stride=255).items) == 1
 
 

@@ -94,18 +94,18 @@ async def test_a_model_is_refused_for_the_work_queued_on_the_model_it_shares_the
 
 async def test_requests_still_tokenizing_count_as_queued_work() -> None:
     """A burst whose requests all tokenize at once is admitted as the queue can take it: each
-    reservation counts until its request queues its items (or fails), then it is gone."""
+    reservation counts until its request queues its items (or fails), then it is gone. A guess
+    counts for at most half the wait limit, so one request alone never refuses the others."""
     batcher: DynamicBatcher[tuple[str, int], str] = DynamicBatcher(
         "m", FakeRunner(), limits(max_queue_wait_s=1.0)
     )
     batcher.tokens_per_second = 100.0
-    first = batcher.reserve(80)  # nothing ahead: admitted however big
-    with first:
-        assert batcher.expected_wait() == pytest.approx(0.8)
-        with pytest.raises(QueueFull, match="s of queued work"):
-            batcher.reserve(40)  # 0.8 s tokenizing ahead + 0.4 s of its own > 1 s
-        with batcher.reserve(10):
-            assert batcher.expected_wait() == pytest.approx(0.9)
+    with batcher.reserve(800):  # nothing ahead: admitted however big; counted as 50 tokens
+        assert batcher.expected_wait() == pytest.approx(0.5)
+        with batcher.reserve(30):
+            assert batcher.expected_wait() == pytest.approx(0.8)
+            with pytest.raises(QueueFull, match="s of queued work"):
+                batcher.reserve(30)  # 0.8 s tokenizing ahead + 0.3 s of its own > 1 s
     assert batcher.expected_wait() == 0.0
-    with batcher.reserve(40):
+    with batcher.reserve(90):
         pass

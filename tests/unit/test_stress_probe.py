@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 
 from app.thread_names import name_this_os_thread
 from tools.bench.stress.probe import (
@@ -53,6 +54,10 @@ def test_a_started_thread_shows_up_by_its_os_name() -> None:
     finally:
         release.set()
         thread.join()
+    # join() returns when the thread's Python code is done; the OS removes the thread just after
+    deadline = time.monotonic() + 5
+    while len(thread_names(os.getpid())) != before.threads and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert len(thread_names(os.getpid())) == before.threads
 
 

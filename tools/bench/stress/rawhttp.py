@@ -10,7 +10,7 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 CLOSED = 0
 """Status of an exchange the server ended by closing (or resetting) the connection without an answer."""
@@ -148,13 +148,30 @@ async def _send(writer: asyncio.StreamWriter, raw: Raw, sending: Sending) -> Non
         writer.write_eof()
 
 
+async def _send_unless_answered(
+    writer: asyncio.StreamWriter, raw: Raw, sending: Sending, answer: asyncio.Future[Any], limit_s: float
+) -> float | None:
+    """Send `raw` until it is all out or the answer has come (a write the server cut short by
+    answering and closing ends the sending too); when that was, or None if not within `limit_s`."""
+    sender = asyncio.ensure_future(_send(writer, raw, sending))
+    try:
+        done, _ = await asyncio.wait({sender, answer}, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sender.cancel()
+    if sender.done() and not sender.cancelled():
+        sender.exception()  # an OSError here is the server's close: its answer is read next
+    return time.perf_counter() if done else None
+
+
 async def exchange(
     host: str, port: int, raw: Raw, *, wait_s: float, sending: Sending | None = None
 ) -> Answer:
     """Send `raw` on a connection of its own and wait up to `wait_s` after the last byte for the answer.
 
-    A write the server cut short (it answered early and closed) still reads what it answered; a
-    server that stops taking the body (or connections) for `wait_s` is NO_ANSWER, with the reason."""
+    The answer is read while the body goes out, as HTTP clients do: a server that answers early
+    (a refusal before the body is read) and closes is heard before its close resets the
+    connection. A server that stops taking the body (or connections) for `wait_s` is NO_ANSWER,
+    with the reason."""
     sending = sending or Sending()
     began = time.perf_counter()
     try:
@@ -162,21 +179,19 @@ async def exchange(
             reader, writer = await asyncio.open_connection(host, port)
     except (TimeoutError, OSError) as error:
         return Answer(NO_ANSWER, time.perf_counter() - began, f"connect: {type(error).__name__}")
+    answer = asyncio.ensure_future(read_answer(reader))
     try:
-        try:
-            async with asyncio.timeout(wait_s + sending.dribble_s):
-                with contextlib.suppress(OSError):  # the server answered and closed before it all went
-                    await _send(writer, raw, sending)
-        except TimeoutError:
+        sent = await _send_unless_answered(writer, raw, sending, answer, wait_s + sending.dribble_s)
+        if sent is None:
             return Answer(NO_ANSWER, time.perf_counter() - began, "the server stopped taking the body")
-        sent = time.perf_counter()
         try:
             async with asyncio.timeout(wait_s):
-                status, detail = await read_answer(reader)
+                status, detail = await answer
         except TimeoutError:
             return Answer(NO_ANSWER, time.perf_counter() - sent)
         return Answer(status, time.perf_counter() - sent, detail)
     finally:
+        answer.cancel()
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
