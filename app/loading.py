@@ -174,7 +174,7 @@ def start_reload(
     registry: ModelRegistry, slot: ModelSlot, gate: RunGate, backoff: Backoff
 ) -> asyncio.Task[None]:
     """Start re-opening a failed model's session, in the background, until it works."""
-    slot.next_reload = time.monotonic() + backoff.delay(0)
+    slot.next_reload = time.monotonic() + backoff.delay(slot.reload_tries)
     return asyncio.create_task(reload_until_ready(registry, slot, gate, backoff), name=f"reload-{slot.name}")
 
 
@@ -182,11 +182,13 @@ async def reload_until_ready(
     registry: ModelRegistry, slot: ModelSlot, gate: RunGate, backoff: Backoff
 ) -> None:
     """Re-open, re-check (the file's checksum as at load) and warm up the model's session, after a
-    backoff that doubles while tries fail; then its batcher runs on the new session."""
+    backoff that doubles with every re-open until a batch runs again (a session that opens but then
+    fails its batches does not cycle at the first step); then its batcher runs on the new session."""
     failure = slot.error or "its batches failed"
     tries = 0
     while True:
         await asyncio.sleep(max(0.0, slot.next_reload - time.monotonic()))
+        slot.reload_tries += 1
         try:
             fresh = await asyncio.to_thread(reopen_session, slot, registry.settings)
             use_session(slot, fresh, gate)
@@ -195,7 +197,7 @@ async def reload_until_ready(
             reason = (
                 error.message if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {error}"
             )
-            wait = backoff.delay(tries)
+            wait = backoff.delay(slot.reload_tries)
             slot.next_reload = time.monotonic() + wait
             slot.error = f"{failure}; {tries} tries failed, the last: {reason}"
             registry.metrics.model_reloads.labels(slot.name, "failed").inc()

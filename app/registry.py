@@ -39,6 +39,7 @@ class ModelSlot:
     load_seconds: float = 0.0
     failures_in_row: int = 0  # batches that failed since the last one that ran
     reloads: int = 0  # times its session was re-opened after failing
+    reload_tries: int = 0  # re-opens since a batch last ran: the backoff grows with them
     next_reload: float = 0.0  # monotonic time of the next try to re-open it, while failed
     reloading: asyncio.Task[None] | None = None
 
@@ -64,7 +65,7 @@ class SlotHealth:
         self._registry, self._slot = registry, slot
 
     def batch_ran(self) -> None:
-        self._slot.failures_in_row = 0
+        self._slot.failures_in_row = self._slot.reload_tries = 0
 
     def batch_failed(self, error: BaseException) -> None:
         slot = self._slot

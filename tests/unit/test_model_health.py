@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from app.batching import BatchFailed, DynamicBatcher
 from app.errors import ModelNotReady
 from app.faults import FaultSpec, FaultyRunner, InjectedFault, rewrapped
-from app.loading import Backoff
+from app.loading import Backoff, RunGate, start_reload
 from app.metrics import Metrics
 from app.observer import MetricsObserver
 from app.registry import ModelRegistry, ModelSlot
@@ -153,6 +154,25 @@ def test_the_backoff_doubles_up_to_its_cap() -> None:
     backoff = Backoff(1.0, 60.0)
     assert [backoff.delay(tries) for tries in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
     assert backoff.delay(10_000) == 60.0
+
+
+async def test_the_backoff_keeps_growing_until_a_batch_runs_again() -> None:
+    """A session that re-opens fine but fails its batches again is re-opened later each time, not
+    every first step; a batch that runs starts the backoff over."""
+    served = await serve(ScriptedRunner(), failures=1)
+    gate = RunGate(served.registry.settings)
+    backoff = Backoff(1.0, 60.0)
+    waits = []
+    for tries in range(3):
+        served.slot.reload_tries = tries  # as reload_until_ready counts the re-opens
+        before = time.monotonic()
+        start_reload(served.registry, served.slot, gate, backoff).cancel()
+        waits.append(round(served.slot.next_reload - before))
+    assert waits == [1, 2, 4]
+    served.registry.health(served.slot).batch_ran()
+    assert served.slot.reload_tries == 0
+    await asyncio.sleep(0)
+    await served.batcher.close()
 
 
 def test_threads_are_not_left_running() -> None:
