@@ -47,6 +47,12 @@ FROM scratch AS checkpoints
 COPY demo/ /
 
 # --------------------------------------------------------------------------------------------------
+# The labelled data the demo heads are scored on (their bertserve.json eval_data): empty unless given,
+# BuildKit only, with  --build-context data=../shared/data  (or any builder: --build-arg EVAL_DATA_URL=URL
+# of that folder served over HTTP). Without it int8 is not served by default.
+FROM scratch AS data
+
+# --------------------------------------------------------------------------------------------------
 FROM python-base AS export
 # torch's CPU wheels: the export runs on the build host's CPU; PyPI's default torch is a multi-GB CUDA build.
 # An extra index: pip takes torch's +cpu build from it (the higher version), everything else from the default.
@@ -56,6 +62,8 @@ ARG PIP_EXTRA_INDEX_URL
 ARG PIP_TRUSTED_HOST
 ARG RUNTIME=gpu
 ARG PRECISIONS=
+# Where the evaluation data can be downloaded from instead (the legacy builder has no named contexts).
+ARG EVAL_DATA_URL=
 # Local checkpoints only: a build never reaches for a model hub.
 ENV HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1
@@ -68,12 +76,15 @@ RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['p
     && pip install --no-cache-dir -r /tmp/requirements.txt
 COPY app/ app/
 COPY export/ export/
-COPY scripts/serving_variants.py scripts/
+COPY scripts/serving_variants.py scripts/fetch_eval_data.py scripts/
 COPY --from=checkpoints / /src/demo/
+COPY --from=data / /src/data/
 # Then each model keeps only the variant(s) BERTSERVE_PRECISION=auto serves on this runtime (an explicit
-# PRECISIONS keeps all it names): cpu int8, or fp32 where int8 failed validation; gpu fp16 + a CPU fallback.
-RUN case "${RUNTIME}" in gpu) candidates=fp16,fp32;; cpu) candidates=int8,fp32;; *) echo "RUNTIME must be gpu or cpu, not '${RUNTIME}'" >&2; exit 1;; esac \
-    && python -m export.repository --demo-dir /src/demo --out /models --precisions "${PRECISIONS:-$candidates}" \
+# PRECISIONS keeps all it names): cpu int8 where it is within its accuracy budget, else fp32; gpu fp16 + a
+# CPU fallback.
+RUN if [ -n "${EVAL_DATA_URL}" ]; then python scripts/fetch_eval_data.py "${EVAL_DATA_URL}" /src/demo /src/data; fi \
+    && case "${RUNTIME}" in gpu) candidates=fp16,fp32;; cpu) candidates=int8,fp32;; *) echo "RUNTIME must be gpu or cpu, not '${RUNTIME}'" >&2; exit 1;; esac \
+    && python -m export.repository --demo-dir /src/demo --data-dir /src/data --out /models --precisions "${PRECISIONS:-$candidates}" \
     && if [ -z "${PRECISIONS}" ]; then PYTHONPATH=/src python scripts/serving_variants.py --runtime "${RUNTIME}" /models; fi
 
 # --------------------------------------------------------------------------------------------------

@@ -11,14 +11,14 @@ MODELS_DIR ?= models
 DEMO_DIR ?= demo
 DATA_DIR ?= ../shared/data
 PRECISIONS ?= fp32,fp16,int8
-INT8_CHOICE ?= fastest
+INT8_CHOICE ?= budget
 HOST ?= 0.0.0.0
 PORT ?= 8000
 PYTEST_ARGS ?=
 
 STAMP := $(VENV)/.installed-$(RUNTIME)
 
-.PHONY: help install models serve test lint format bench stress eval train tools clean
+.PHONY: help install models serve test test-unit lint format docs bench stress eval train tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,16 +34,19 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install the project (RUNTIME=cpu|gpu)
 
 models: $(STAMP) ## export every demo checkpoint under demo/ into the model repository
-	$(PY) -m export.repository --demo-dir $(DEMO_DIR) --out $(MODELS_DIR) --precisions $(PRECISIONS) --int8-choice $(INT8_CHOICE)
+	$(VENV)/bin/bertserve models --demo-dir $(DEMO_DIR) --out $(MODELS_DIR) --precisions $(PRECISIONS) --int8-choice $(INT8_CHOICE) --data-dir $(DATA_DIR)
 
 serve: models ## the main job: install, build the model repository, serve on $(PORT)
-	BERTSERVE_MODEL_DIR=$(MODELS_DIR) BERTSERVE_HOST=$(HOST) BERTSERVE_PORT=$(PORT) $(PY) -m app
+	BERTSERVE_MODEL_DIR=$(MODELS_DIR) BERTSERVE_HOST=$(HOST) BERTSERVE_PORT=$(PORT) $(VENV)/bin/bertserve serve
 
 tools: ## install the system tools the tests drive (Prometheus, promtool)
 	bash scripts/install-tools.sh
 
-test: $(STAMP) tools lint models ## lint, then every test (unit, integration, end-to-end, stress in short, deployment, the image)
+test: $(STAMP) tools lint models ## lint, then every test (unit, integration, end-to-end, stress in short, deployment, the image, the docs)
 	BERTSERVE_DATA_DIR=$(DATA_DIR) $(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## the unit tests alone: no models, no system tools, no lint
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint and format) and mypy (strict)
 	$(VENV)/bin/ruff check .
@@ -54,8 +57,12 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+DOCS_ADDR ?= 127.0.0.1:8001
+docs: $(STAMP) ## serve the documentation (docs/, MkDocs) with live reload on $(DOCS_ADDR)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict -a $(DOCS_ADDR)
+
 bench: $(STAMP) ## throughput and latency: server vs the best in-process engine and the HTTP floor (a few minutes)
-	BERTSERVE_DATA_DIR=$(DATA_DIR) $(PY) -m tools.bench
+	BERTSERVE_DATA_DIR=$(DATA_DIR) $(VENV)/bin/bertserve bench
 
 STRESS_ARGS ?=
 stress: models ## soak, overload, SIGTERM, disconnects, faults, generated requests on the demo heads (~1 h)
@@ -63,7 +70,7 @@ stress: models ## soak, overload, SIGTERM, disconnects, faults, generated reques
 
 EVAL_ARGS ?=
 eval: models ## score each demo head through the server beside transformers.pipeline (fp32, int8)
-	$(PY) -m tools.evaluation --models-dir $(MODELS_DIR) --demo-dir $(DEMO_DIR) --data-dir $(DATA_DIR) --out results/eval.json $(EVAL_ARGS)
+	$(VENV)/bin/bertserve eval --models-dir $(MODELS_DIR) --demo-dir $(DEMO_DIR) --data-dir $(DATA_DIR) --out results/eval.json $(EVAL_ARGS)
 
 train: $(STAMP) ## fine-tune the four demo heads into demo/ (real data in DATA_DIR; about 90 min on 2 cores)
 	BERTSERVE_DATA_DIR=$(DATA_DIR) bash tools/training/run_demo.sh
@@ -80,7 +87,7 @@ check-deploy: $(STAMP) tools ## check the deployment kit: Dockerfile, compose, k
 
 manifests: ## print the rendered Kubernetes overlay (K8S_OVERLAY=gpu|cpu)
 	@bash scripts/install-tools.sh >&2
-	@$(TOOLS_VENV)/bin/kubectl kustomize deploy/k8s/overlays/$(K8S_OVERLAY)
+	@$(TOOLS_VENV)/bin/kubectl kustomize k8s/overlays/$(K8S_OVERLAY)
 
 image: ## build the server image with a Docker engine (RUNTIME=gpu|cpu)
 	docker build --build-arg RUNTIME=$(RUNTIME) -t $(IMAGE) .

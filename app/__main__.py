@@ -6,7 +6,7 @@ from types import FrameType
 
 import uvicorn
 
-from app.logs import configure_logging
+from app.logs import configure_logging, uvicorn_log_config
 from app.main import create_app
 from app.service import Service
 from app.settings import Settings
@@ -26,17 +26,18 @@ class DrainingServer(uvicorn.Server):
 
 def main() -> None:
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        # uvicorn hands this to asyncio.wait_for, which takes seconds as a float: 0.5 means 0.5 s
-        # (int() made anything under 1 s "wait forever"), 0 means do not wait
+        log_config=uvicorn_log_config(settings.log_format),
+        # uvicorn hands this to asyncio.wait_for, which takes seconds as a float (0.5 means 0.5 s;
+        # an int would turn anything under 1 s into "wait forever"), 0 means do not wait
         timeout_graceful_shutdown=settings.drain_timeout_s,  # type: ignore[arg-type]
-        access_log=False,
+        access_log=settings.access_log,
         timeout_keep_alive=int(settings.keep_alive_s),
     )
     DrainingServer(config, app.state.service).run()

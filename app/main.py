@@ -13,21 +13,23 @@ from fastapi_offline import FastAPIOffline
 from app.api.handlers import install_handlers
 from app.api.inference import inference_router
 from app.api.openapi import contract_openapi
+from app.api.repository import repository_router
 from app.api.system import system_router
 from app.api.v2 import is_infer_path, v2_router
-from app.api.v2_errors import error_body_for
-from app.collector import freeze_startup_objects
-from app.heap import trim_heap_every
-from app.http_methods import HeadAsGet
-from app.inflight import InflightLimit
-from app.loading import load_all
-from app.loop_lag import watch_loop_lag
+from app.edge.http_methods import HeadAsGet
+from app.edge.inflight import InflightLimit
+from app.edge.middleware import RequestLedger, ServingMiddleware
+from app.lifecycle.loading import RunGate
+from app.lifecycle.model_control import ModelControl
 from app.metrics import Metrics
-from app.middleware import RequestLedger, ServingMiddleware
+from app.process.collector import freeze_startup_objects
+from app.process.heap import trim_heap_every
+from app.process.loop_lag import watch_loop_lag
+from app.process.worker_threads import use_worker_threads
 from app.service import Service
 from app.settings import Settings
 from app.tasks import TASKS
-from app.worker_threads import use_worker_threads
+from app.tracing import Tracing
 
 log = logging.getLogger("bertserve")
 
@@ -38,9 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     service = Service(settings, metrics)
     ledger = RequestLedger()
+    tracing = Tracing.from_environment()
+    models = ModelControl(service.registry, RunGate(settings))
 
     async def load_models() -> None:
-        await load_all(service.registry)
+        await models.start()
         log.info("%d startup objects frozen out of the garbage collector", freeze_startup_objects())
 
     @contextlib.asynccontextmanager
@@ -59,7 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 loading.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loading
+            await models.stop_polling()
             await service.registry.shutdown()
+            await models.close()
+            await asyncio.to_thread(tracing.shutdown)  # the spans still buffered are exported
             workers.shutdown(wait=False, cancel_futures=True)
             log.log(logging.WARNING if ledger.unanswered else logging.INFO, "shutdown: %s", ledger.summary())
 
@@ -73,12 +80,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.models = models
     app.state.settings = settings
     install_handlers(app, settings.retry_after_s)
     app.openapi = contract_openapi(app, settings, service.registry)  # type: ignore[method-assign]
     app.include_router(inference_router())
     app.include_router(system_router(protect_metadata=settings.protect_metadata))
     app.include_router(v2_router(protect_metadata=settings.protect_metadata))
+    app.include_router(repository_router())
     app.add_middleware(HeadAsGet)
     app.add_middleware(
         ServingMiddleware,
@@ -90,9 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ledger=ledger,
         max_request_id_chars=settings.max_request_id_chars,
         is_inference_path=is_infer_path,
-        error_body_for=error_body_for,
         api_key=settings.api_key.get_secret_value() if settings.api_key is not None else None,
         body_read_timeout_s=settings.body_read_timeout_s,
         max_uploading_requests=settings.max_uploading_requests,
+        tracing=tracing,
     )
     return app

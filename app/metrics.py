@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -27,6 +28,13 @@ LATENCY_BUCKETS = (
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256)
 TOKEN_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 RATIO_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+class Outcome(StrEnum):
+    """The `outcome` label of the load and reload counters."""
+
+    OK = "ok"
+    FAILED = "failed"
 
 
 @dataclass
@@ -122,6 +130,18 @@ class Metrics:
             "bertserve_model_reloads",
             "Tries to re-open the session of a model whose batches kept failing, by outcome (ok, failed)",
             ["model", "outcome"],
+            registry=r,
+        )
+        self.model_loads = Counter(
+            "bertserve_model_loads",
+            "Loads of a model folder after startup (load endpoint or poll), by outcome (ok, failed)",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.model_unloads = Counter(
+            "bertserve_model_unloads",
+            "Models taken out of service after startup (unload endpoint, or folder removed under the poll)",
+            ["model"],
             registry=r,
         )
         self.discovery_errors = Gauge(

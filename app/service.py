@@ -13,10 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app.batching import BatcherClosed, BatchFailed, NeverFits
+from app.batching import BatcherClosed, BatchFailed, Completed, NeverFits
 from app.errors import (
     DeadlineExceeded,
     Draining,
+    ErrorKind,
     InferenceFailed,
     Overloaded,
     QueueFull,
@@ -25,10 +26,11 @@ from app.errors import (
     TooManyInputs,
     TooManyItems,
 )
+from app.lifecycle.registry import ModelRegistry, ModelSlot
 from app.metrics import Metrics
-from app.registry import ModelRegistry, ModelSlot
 from app.settings import Settings
 from app.tasks.base import Prepared, Task
+from app.tracing import ModelFacts, RequestTrace, stage
 
 log = logging.getLogger("bertserve.service")
 
@@ -81,34 +83,58 @@ class Service:
         request: BaseModel,
         timings: Timings,
         request_id: str = "",
+        *,
+        trace: RequestTrace | None = None,
     ) -> BaseModel:
-        """Tokenize, queue, batch, run and post-process one request."""
+        """Tokenize, queue, batch, run and post-process one request (each stage a span of `trace`)."""
         assert slot.context is not None and slot.batcher is not None
         context = slot.context
+        if trace is not None:
+            trace.describe(model_facts(slot, task))
         self._check_not_behind(slot, timings)
         characters = sum(map(len, task.texts(request)))
         with self._refusals(slot, request_id):  # refuse before tokenizing: refusing must stay cheap
             reservation = slot.batcher.reserve(characters // CHARACTERS_PER_TOKEN)
         started = time.perf_counter()
         inline = characters <= self.settings.inline_tokenize_chars
-        with reservation:
+        with reservation, stage(trace, "tokenize"):
             prepared = await self._preprocess(task, slot, request, inline)
         timings.tokenize = time.perf_counter() - started
         self.metrics.tokenize.labels(slot.name).observe(timings.tokenize)
         if prepared.truncated:
             self.metrics.truncated.labels(slot.name).inc(prepared.truncated)
-        with self._refusals(slot, request_id):
-            done = await slot.batcher.submit(
-                [(item, item.length) for item in prepared.items],
-                self.settings.request_timeout_s,
-                tag=request_id,
-            )
+        if trace is not None:
+            trace.count(len(prepared.items), sum(item.length for item in prepared.items))
+        done = await self._queue(slot, prepared, request_id, trace)
         timings.queue, timings.inference = done.queue_seconds, done.inference_seconds
-        if inline and task.postprocess_work(request, prepared) <= INLINE_POSTPROCESS_WORK:
-            answer: BaseModel = task.postprocess(request, prepared, done.outputs, context)
-        else:  # many windows, tokens or QA spans: keep the work off the loop
-            answer = await asyncio.to_thread(task.postprocess, request, prepared, done.outputs, context)
+        inline = inline and task.postprocess_work(request, prepared) <= INLINE_POSTPROCESS_WORK
+        with stage(trace, "postprocess"):
+            if inline:
+                answer: BaseModel = task.postprocess(request, prepared, done.outputs, context)
+            else:  # many windows, tokens or QA spans: keep the work off the loop
+                answer = await asyncio.to_thread(task.postprocess, request, prepared, done.outputs, context)
         return answer
+
+    async def _queue(
+        self, slot: ModelSlot, prepared: Prepared, request_id: str, trace: RequestTrace | None
+    ) -> Completed[Any]:
+        """Queue the request's items and await their outputs; the wait for their batch is a span."""
+        assert slot.batcher is not None
+        queued_ns = time.time_ns()
+        done: Completed[Any] | None = None
+        try:
+            with self._refusals(slot, request_id):
+                done = await slot.batcher.submit(
+                    [(item, item.length) for item in prepared.items],
+                    self.settings.request_timeout_s,
+                    tag=request_id,
+                    trace=trace,
+                )
+            return done
+        finally:
+            if trace is not None:  # until its (last) batch started, or until it failed
+                waited = time.time_ns() if done is None else queued_ns + int(done.queue_seconds * 1e9)
+                trace.record("queue", queued_ns, waited)
 
     async def _preprocess(
         self, task: Task[Any, Any], slot: ModelSlot, request: BaseModel, inline: bool
@@ -123,7 +149,7 @@ class Service:
                 return task.preprocess(request, slot.context, limit)  # cheaper than a thread hop
             return await asyncio.to_thread(task.preprocess, request, slot.context, limit)
         except TooManyItems:
-            self.metrics.rejected.labels(slot.name, "too_many_items").inc()
+            self.metrics.rejected.labels(slot.name, ErrorKind.TOO_MANY_ITEMS).inc()
             raise
 
     def _check_not_behind(self, slot: ModelSlot, timings: Timings) -> None:
@@ -133,7 +159,7 @@ class Service:
         refusing here keeps what is accepted within the request timeout and recovery quick."""
         limit = self.settings.limits_for(slot.name).max_queue_wait_s
         if timings.received and (waited := time.perf_counter() - timings.received) > limit:
-            self.metrics.rejected.labels(slot.name, "overloaded").inc()
+            self.metrics.rejected.labels(slot.name, ErrorKind.OVERLOADED).inc()
             raise Overloaded(
                 f"the server is behind: this request waited {waited:.1f} s to reach the queue"
                 f" (limit {limit:g} s)",
@@ -147,7 +173,7 @@ class Service:
         try:
             yield
         except NeverFits as error:
-            self.metrics.rejected.labels(slot.name, "too_many_items").inc()
+            self.metrics.rejected.labels(slot.name, ErrorKind.TOO_MANY_ITEMS).inc()
             raise TooManyItems(
                 f"model {slot.name!r}: the request needs {error.needed} windows after tokenization;"
                 f" the model's queue holds at most {error.limit}: send fewer or shorter texts"
@@ -156,14 +182,14 @@ class Service:
             log.warning("request failed on model %s: %s", slot.name, error)  # the line carries its id
             raise InferenceFailed(f"inference failed on model {slot.name!r}: {error}") from error
         except QueueFull as error:
-            self.metrics.rejected.labels(slot.name, "queue_full").inc()
+            self.metrics.rejected.labels(slot.name, ErrorKind.QUEUE_FULL).inc()
             error.retry_after = retry
             raise
         except BatcherClosed as error:
-            self.metrics.rejected.labels(slot.name, "shutting_down").inc()
+            self.metrics.rejected.labels(slot.name, ErrorKind.SHUTTING_DOWN).inc()
             raise Draining(str(error), retry_after=retry) from error
         except DeadlineExceeded as error:
-            self.metrics.rejected.labels(slot.name, "timeout").inc()
+            self.metrics.rejected.labels(slot.name, ErrorKind.TIMEOUT).inc()
             raise DeadlineExceeded(f"model {slot.name!r}: {error}") from error
         except ServiceError:
             raise
@@ -172,3 +198,10 @@ class Service:
             raise InferenceFailed(
                 f"inference failed on model {slot.name!r}: {type(error).__name__}"
             ) from error
+
+
+def model_facts(slot: ModelSlot, task: Task[Any, Any]) -> ModelFacts:
+    """What a request's spans say of the model serving it."""
+    loaded = slot.loaded
+    provider, precision = (loaded.provider, loaded.variant.precision) if loaded is not None else ("", "")
+    return ModelFacts(model=slot.name, task=task.name, provider=provider, precision=precision)

@@ -8,50 +8,10 @@ from typing import Literal
 from pydantic import BaseModel, Field, PositiveFloat, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.batching.limits import BatchLimits
 from app.faults import FaultSpec
+from app.logs import LogFormat
 from app.tasks.common import MAX_INPUTS_CEILING
-
-
-class BatchLimits(BaseModel):
-    """How one model's batcher closes batches and sheds load."""
-
-    max_batch_size: int = Field(64, ge=1, description="most items in one batch")
-    max_batch_tokens: int = Field(
-        16384,
-        ge=1,
-        description="padded token budget of a batch: longest item x items "
-        "(on CPU 2048 unless set: big batches are no faster there and hold the cores)",
-    )
-    max_delay_ms: float = Field(
-        5.0,
-        ge=0,
-        description="longest the oldest queued item waits for companions, when waiting pays: while "
-        "the runners are busy, or when the observed arrival rate says one comes within the delay",
-    )
-    always_wait: bool = Field(
-        False,
-        description="wait max_delay_ms for companions even on an idle model with no arrivals expected "
-        "(fixed-delay batching: more items per batch at low load, a lone request pays the delay)",
-    )
-    max_padding_ratio: float = Field(
-        0.1,
-        ge=0,
-        le=1,
-        description="a batch stops growing before padding would exceed this share of its tokens; "
-        "the items left out form the next batch",
-    )
-    max_queue_items: int = Field(4096, ge=1, description="queued items beyond which new requests get 429")
-    max_queue_wait_s: float = Field(
-        2.0,
-        gt=0,
-        description="new requests get 429 while their work is expected to finish later than this (the "
-        "queued work of every model on the same cores, at each model's measured speed), or the oldest "
-        "queued item has waited longer: accepted work finishes in time and the queue recovers quickly "
-        "after a burst",
-    )
-    max_concurrent_batches: int = Field(
-        1, ge=1, description="batches running on the model at once (2 overlaps copies with compute on CUDA)"
-    )
 
 
 class RuntimeOptions(BaseModel):
@@ -66,7 +26,9 @@ class RuntimeOptions(BaseModel):
         "run on CPU instead of failing the model (logged loudly)",
     )
     precision: Literal["auto", "fp32", "fp16", "int8"] = Field(
-        "auto", description="auto: fp16 on CUDA, int8 on CPU (fp32 where the variant is missing)"
+        "auto",
+        description="auto: fp16 on CUDA; on CPU int8 where the export found it within its accuracy budget "
+        "(`default` in the manifest), else fp32; or one precision by name",
     )
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = one per core")
     inter_op_threads: int = Field(1, ge=1, description="ONNX Runtime inter-op threads")
@@ -168,8 +130,8 @@ class RequestHandling(BaseModel):
     )
     protect_metadata: bool = Field(
         False,
-        description="with api_key set, /v1/models and /metrics need the key too "
-        "(health probes stay open; Prometheus then scrapes with the bearer token)",
+        description="with api_key set, /v1/models, /metrics, GET /v2 and the v2 model metadata need the key "
+        "too (health probes stay open, the v2 ones included; Prometheus then scrapes with the key)",
     )
     max_request_id_chars: int = Field(
         128, ge=8, description="a longer or non-printable x-request-id is replaced by a generated one"
@@ -199,6 +161,12 @@ class Settings(BaseSettings, RuntimeOptions, RequestHandling):
     models: list[str] | None = Field(
         None, description="names of the models to load (JSON list); all folders in model_dir when unset"
     )
+    model_poll_s: float = Field(
+        0.0,
+        ge=0,
+        description="every so many seconds rescan model_dir: a new or changed folder (its manifest) is "
+        "loaded beside the serving one and swapped in, a removed one unloaded; 0 = off",
+    )
     default_models: dict[str, str] = Field(
         default_factory=dict,
         description='model per task when a request names none, e.g. {"classify": "sst2"}; '
@@ -219,6 +187,14 @@ class Settings(BaseSettings, RuntimeOptions, RequestHandling):
     host: str = Field("0.0.0.0", description="address the server listens on")
     port: int = Field(8000, ge=1, le=65535, description="port the server listens on")
     log_level: str = Field("info", description="log level")
+    log_format: LogFormat = Field(
+        LogFormat.text,
+        description="text, or json: one object per line (time, level, logger, message, request_id, "
+        "trace_id and span_id, model), uvicorn's lines and access log included",
+    )
+    access_log: bool = Field(
+        False, description="log one line per HTTP request (uvicorn's access log, with its request id)"
+    )
     keep_alive_s: float = Field(
         75.0,
         gt=0,

@@ -9,15 +9,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.contract.manifest import Precision
+from export.accuracy import EvalOptions
 from export.errors import ExportError
-from export.options import PRECISIONS, add_int8_choice, add_precisions
+from export.options import PRECISIONS, add_budget, add_int8_choice, add_precisions, budget_of
 from export.tasks import TASKS
 from export.tolerances import DEFAULT_TOLERANCES, Tolerance
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "python -m export") -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
-        prog="python -m export",
+        prog=prog,
         description="Export a BERT-family checkpoint (BERT, MiniLM, RoBERTa, XLM-R, DistilBERT, ELECTRA, "
         "DeBERTa-v2/v3) into a fused, validated ONNX model folder for bertserve.",
     )
@@ -33,6 +34,18 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--force", action="store_true", help="replace an existing --out")
     cli.add_argument("--strict", action="store_true", help="fail when any variant is over tolerance")
     add_int8_choice(cli)
+    cli.add_argument(
+        "--eval-data",
+        type=Path,
+        help="labelled data every variant is scored on against PyTorch fp32: JSONL in the task's request "
+        "shape plus an optional gold answer, or SST-2/MRPC TSV, CoNLL-2003, SQuAD v1.1 JSON (docs: "
+        "exporting). Without it int8 is written but not served by default (--int8-choice budget)",
+    )
+    cli.add_argument(
+        "--eval-limit", type=int, help="score a seeded random subset of this many examples (default: all)"
+    )
+    cli.add_argument("--eval-seed", type=int, default=0, help="seed of that subset (default 0)")
+    add_budget(cli)
     for precision in PRECISIONS:
         default = DEFAULT_TOLERANCES[precision]
         cli.add_argument(
@@ -73,8 +86,8 @@ def _print(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m export") -> int:
+    args = parser(prog).parse_args(argv)
     from export.pipeline import export_model  # after argument errors: importing torch takes seconds
 
     try:
@@ -91,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             tolerances=tolerances(args),
             strict=args.strict,
             int8_choice=args.int8_choice,
+            evaluation=EvalOptions(args.eval_data, args.eval_limit, args.eval_seed, budget=budget_of(args))
+            if args.eval_data
+            else None,
         )
     except ExportError as error:
         _print(f"error: {error}")

@@ -1,7 +1,7 @@
 """The encoder families the exporter serves, as data: head classes, position offsets, expected fusions.
 
-Fusions were measured on graphs from optimum's exporter (TorchScript, opset 17, eager attention)
-through ONNX Runtime's transformer optimizer (model_type "bert", which matches every family here):
+The expected fusions are what ONNX Runtime's transformer optimizer (model_type "bert", which matches
+every family here) does to graphs from optimum's exporter (TorchScript, opset 17, eager attention):
 
 - BERT (MiniLM) and ELECTRA fuse fully: embeddings, attention, both layer norms, GELU;
 - RoBERTa and XLM-RoBERTa fuse all but the embeddings: EmbedLayerNormalization numbers positions
@@ -24,7 +24,7 @@ class Architecture:
     """One `model_type`: its transformers class prefix and what its graph must fuse into."""
 
     model_type: str
-    family: str  # as the README names it
+    family: str  # as the documentation names it (docs/export.md)
     prefix: str  # transformers class prefix: Bert -> BertForSequenceClassification
     fusions: tuple[Requirement, ...]
     extra_bare: tuple[str, ...] = ()  # further headless classes (pre-training heads)

@@ -1,10 +1,8 @@
 """PyTorch head -> ONNX through optimum's exporter, with dynamic "batch" and "sequence" axes.
 
 optimum knows each architecture's inputs (no token_type_ids for RoBERTa, DistilBERT or a DeBERTa
-without token types) and traces with the TorchScript exporter (dynamo=False). Measured on the
-BERT heads (MiniLM-L6 shape): its fused graphs have the same nodes as the ones this project's own
-torch.onnx.export call produced (50 / 51 / 48 nodes for classify / qa / ner, every layer fused),
-so one path serves every family.
+without token types) and traces with the TorchScript exporter (dynamo=False), whose graphs ONNX
+Runtime fuses fully, so one path serves every family.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The int8 candidates: quantized side by side in worker processes, each validated as it comes back,
-the passing ones timed, and the fastest (or most accurate) passing one chosen."""
+"""The int8 candidates: quantized side by side in worker processes, each validated (and scored on the
+evaluation data) as it comes back, the passing ones timed, and one chosen (see `choose`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from app.contract.manifest import Int8Candidate, Parity, Variant
+from app.contract.manifest import Int8Candidate, Variant
 from app.runtime.gate import usable_cores
 from export import optimize, speed
 from export.validate import Batch
@@ -20,7 +20,7 @@ from export.validate import Batch
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-Int8Choice = Literal["fastest", "accurate"]
+Int8Choice = Literal["budget", "fastest", "accurate"]
 Graph = Literal["fused", "partial", "unfused"]
 # Validates one candidate file (fusion checked or not): its figures and the session that measured them.
 Validator = Callable[[Path, bool], tuple[Variant, "ort.InferenceSession"]]
@@ -32,7 +32,7 @@ class Int8Plan:
 
     graph: Graph
     per_channel: bool
-    keep: Literal["", "head", "head+edges"] = ""
+    keep: Literal["", "head", "head+edges", "head+ffn-out"] = ""
 
     @property
     def name(self) -> str:
@@ -45,9 +45,13 @@ class Int8Plan:
 FULL_INT8 = [
     Int8Plan(graph, per_channel) for graph in ("fused", "partial", "unfused") for per_channel in (False, True)
 ]
-# Tried when no fully quantized graph passes: MatMuls only, per channel, with the task head (then
-# also the first and last layer) kept in fp32. Measured on squad-minilm: 81% -> 95% span agreement.
-PARTIAL_INT8 = [Int8Plan("unfused", True, "head"), Int8Plan("unfused", True, "head+edges")]
+# Tried when no fully quantized graph is good enough: MatMuls only, per channel, with the task head
+# kept in fp32, and also the first and last layer, or every feed-forward output projection.
+PARTIAL_INT8 = [
+    Int8Plan("unfused", True, "head"),
+    Int8Plan("unfused", True, "head+edges"),
+    Int8Plan("unfused", True, "head+ffn-out"),
+]
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,13 @@ def build_trials(
             source = sources[graph]
             src = source if isinstance(source, Path) else source()
             for plan in (plan for plan in plans if plan.graph == graph):
-                edges = plan.keep == "head+edges"
-                keeps[plan] = optimize.sensitive_matmuls(src, edge_layers=edges) if plan.keep else []
+                keeps[plan] = (
+                    optimize.sensitive_matmuls(
+                        src, edge_layers=plan.keep == "head+edges", ffn_out=plan.keep == "head+ffn-out"
+                    )
+                    if plan.keep
+                    else []
+                )
                 futures[plan] = pool.submit(_quantize, plan, src, files[plan], keeps[plan])
         trials = {}
         for plan, future in futures.items():  # in the order submitted: the first done first
@@ -126,26 +135,41 @@ def choose(
     choice: Int8Choice,
     report: Callable[[str], None],
 ) -> tuple[Trial, Chosen]:
-    """Time the passing candidates (refused ones cannot be written: timing them only costs export
-    time) beside fp32, and pick the fastest passing one, or the most accurate with "accurate"."""
+    """Time the candidates that pass parity beside fp32 (each as the server runs it) and pick one.
+
+    budget: the fastest within the accuracy budget on the evaluation data, served by default; none
+    within it: the most accurate, written but not served by default. fastest: the fastest that
+    passes parity, served by default. accurate: the most accurate that passes, served by default."""
     passing = [trial for trial in trials if trial.variant.parity.passed]
     # none passes: the most accurate is written, marked refused; it is timed for the record
-    timed = passing or [max(trials, key=lambda trial: _score(trial.variant.parity))]
-    sessions = {"fp32": fp32_session} | {trial.plan.name: trial.session for trial in timed}
+    timed = passing or [max(trials, key=lambda trial: _score(trial.variant))]
+    one_by_one = speed.one_at_a_time(batches)
+    runs = {"fp32": (fp32_session, speed.timing_batches(batches))} | {
+        trial.plan.name: (trial.session, one_by_one) for trial in timed
+    }
     # every session has run the validation set (the longest inputs among them): already warm
-    speeds = speed.sequences_per_second(sessions, speed.timing_batches(batches), rounds=2, warm_up=False)
-    if passing and choice == "fastest":
-        chosen = max(passing, key=lambda trial: speeds[trial.plan.name])
+    speeds = speed.sequences_per_second(runs, rounds=2, warm_up=False)
+    within = [trial for trial in passing if within_budget(trial.variant)]
+    if choice == "fastest" and passing:
+        chosen, default = max(passing, key=lambda trial: speeds[trial.plan.name]), True
+    elif choice == "budget" and within:
+        chosen, default = max(within, key=lambda trial: speeds[trial.plan.name]), True
     else:
-        chosen = max(timed, key=lambda trial: _score(trial.variant.parity))
+        chosen = max(timed, key=lambda trial: _score(trial.variant))
+        default = choice == "accurate" and chosen.variant.parity.passed
     for trial in trials:
         figure = f"{speeds[trial.plan.name]:.0f} seq/s" if trial.plan.name in speeds else "not timed"
         status = "passes" if trial.variant.parity.passed else "refused"
+        if trial.variant.accuracy is not None:
+            status += ", within budget" if trial.variant.accuracy.within_budget else ", outside budget"
         report(f"int8 {trial.plan.name}: {figure}, {status}" + (" <- written" if trial is chosen else ""))
     fp32_speed = speeds["fp32"]
     report(f"fp32 (fused): {fp32_speed:.0f} seq/s")
     if chosen.variant.parity.passed and speeds[chosen.plan.name] < fp32_speed:
         report("WARNING: the int8 graph written is slower than fp32 on this machine")
+    if not default:
+        why = "no candidate is within the accuracy budget" if choice == "budget" else "it failed parity"
+        report(f"int8 is written but not served by default ({why}): BERTSERVE_PRECISION=auto serves fp32")
     candidates = [
         Int8Candidate(
             name=trial.plan.name,
@@ -154,15 +178,27 @@ def choose(
             fp32_nodes=trial.fp32_nodes,
             sequences_per_second=round(speeds[trial.plan.name], 1) if trial.plan.name in speeds else None,
             parity=trial.variant.parity,
+            accuracy=trial.variant.accuracy,
             chosen=trial is chosen,
         )
         for trial in trials
     ]
     variant = chosen.variant.model_copy(
-        update={"sequences_per_second": round(speeds[chosen.plan.name], 1), "candidates": candidates}
+        update={
+            "sequences_per_second": round(speeds[chosen.plan.name], 1),
+            "candidates": candidates,
+            "default": default,
+        }
     )
     return chosen, Chosen(variant, round(fp32_speed, 1))
 
 
-def _score(parity: Parity) -> tuple[bool, float, float]:
-    return parity.passed, parity.decision_agreement, -max(parity.max_abs_diff.values())
+def within_budget(variant: Variant) -> bool:
+    return variant.accuracy is not None and variant.accuracy.within_budget
+
+
+def _score(variant: Variant) -> tuple[bool, float, float, float]:
+    """Most accurate first: passes parity, then agreement on the evaluation data, then on the samples."""
+    parity = variant.parity
+    real = variant.accuracy.agreement if variant.accuracy is not None else -1.0
+    return parity.passed, real, parity.decision_agreement, -max(parity.max_abs_diff.values())

@@ -27,7 +27,7 @@ VERSIONED = (
 )
 # Bump when a change to export/ changes what it writes (graphs, candidates, manifest fields): a model
 # repository built by an older recipe is then exported again instead of being kept as up to date.
-EXPORT_RECIPE = "5"
+EXPORT_RECIPE = "6"
 
 
 def id2label(labels: Mapping[Any, Any]) -> dict[int, str]:

@@ -79,7 +79,7 @@ def to_int8(
     `src` is the fused or the plain (unfused) graph; `keep_fp32` names nodes left unquantized and
     `op_types` limits which kinds of node are quantized (default: all that ONNX Runtime can).
     Per-channel weights use 7-bit range: u8 x s8 products then cannot saturate the 16-bit
-    accumulators of AVX2 CPUs without VNNI (measured: full range per channel is the worst option there).
+    accumulators of AVX2 CPUs without VNNI (full range per channel is the worst option there).
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -103,11 +103,14 @@ def to_int8(
 
 
 _LAYER = re.compile(r"layers?[._/](\d+)[./]")
+# BERT, RoBERTa, ELECTRA, DeBERTa: layer.N/output/dense (not attention/output); DistilBERT: ffn/lin2
+_FFN_OUT = re.compile(r"(?<!attention)/output/dense/|/ffn/lin2/")
 
 
-def sensitive_matmuls(path: Path, *, edge_layers: bool) -> list[str]:
+def sensitive_matmuls(path: Path, *, edge_layers: bool = False, ffn_out: bool = False) -> list[str]:
     """MatMul/Gemm nodes that partial quantization keeps in fp32: the task head's (outside the
-    encoder layers), and with `edge_layers` those of the first and last layer too."""
+    encoder layers); with `edge_layers` those of the first and last layer too; with `ffn_out` every
+    layer's feed-forward output projection (its input, after GELU, has the widest activation range)."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
@@ -116,4 +119,8 @@ def sensitive_matmuls(path: Path, *, edge_layers: bool) -> list[str]:
     ]
     layers = [int(match.group(1)) for _, match in matmuls if match]
     edges = {min(layers), max(layers)} if layers and edge_layers else set()
-    return [name for name, match in matmuls if match is None or int(match.group(1)) in edges]
+    return [
+        name
+        for name, match in matmuls
+        if match is None or int(match.group(1)) in edges or (ffn_out and _FFN_OUT.search(name))
+    ]

@@ -6,10 +6,10 @@ import argparse
 from collections.abc import Sequence
 from typing import get_args
 
-from app.contract.manifest import Precision
+from app.contract.manifest import AccuracyBudget, Precision
 
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
-INT8_CHOICES = ("fastest", "accurate")
+INT8_CHOICES = ("budget", "fastest", "accurate")
 
 
 def precision_list(text: str) -> list[Precision]:
@@ -34,11 +34,49 @@ def add_precisions(
 
 
 def add_int8_choice(cli: argparse.ArgumentParser) -> None:
-    """`--int8-choice`: which int8 graph to write among the candidates that pass parity."""
+    """`--int8-choice`: which int8 graph to write among the candidates, and whether auto serves it."""
     cli.add_argument(
         "--int8-choice",
         choices=list(INT8_CHOICES),
-        default="fastest",
-        help="int8 graph to write among the candidates (fused/unfused, per tensor/channel, partial) "
-        "that pass parity: the fastest on this machine (default) or the most accurate",
+        default="budget",
+        help="int8 graph to write among the candidates (fused/unfused, per tensor/channel, partial): "
+        "budget (default): the fastest within the accuracy budget on --eval-data, served by default, "
+        "else the most accurate, not served by default; fastest: the fastest that passes parity, served "
+        "by default (speed over agreement); accurate: the most accurate that passes, served by default",
     )
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction within 0..1, got {text}")
+    return value
+
+
+def points(text: str) -> float:
+    value = float(text)
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"expected points >= 0, got {text}")
+    return value
+
+
+def add_budget(cli: argparse.ArgumentParser) -> None:
+    """`--min-agreement` and `--max-metric-drop`: the accuracy budget int8 is held to on the
+    evaluation data."""
+    default = AccuracyBudget()
+    cli.add_argument(
+        "--min-agreement",
+        type=fraction,
+        default=default.min_agreement,
+        help="budget: fraction of answers equal to PyTorch fp32's (default %(default)s)",
+    )
+    cli.add_argument(
+        "--max-metric-drop",
+        type=points,
+        default=default.max_metric_drop,
+        help="budget: points each task metric may lose against PyTorch fp32 (default %(default)s)",
+    )
+
+
+def budget_of(args: argparse.Namespace) -> AccuracyBudget:
+    return AccuracyBudget(min_agreement=args.min_agreement, max_metric_drop=args.max_metric_drop)

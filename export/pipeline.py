@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, get_args
 from app.contract.checksum import sha256_of
 from app.contract.manifest import (
     TOKENIZER_FILE,
+    Accuracy,
     Manifest,
     Parity,
     Precision,
@@ -20,8 +21,8 @@ from app.contract.manifest import (
     Variant,
 )
 from app.runtime.providers import CPU, CUDA
+from export import accuracy, int8, metadata, optimize, validate
 from export import checkpoint as ckpt
-from export import int8, metadata, optimize, validate
 from export.architectures import Architecture
 from export.errors import ParityError, UsageError
 from export.fusion import verify_fusion
@@ -34,6 +35,7 @@ from export.tolerances import DEFAULT_TOLERANCES, Tolerance, violations
 
 if TYPE_CHECKING:
     import onnxruntime as ort
+    import torch
 
 
 PROVIDERS: dict[Precision, list[str]] = {
@@ -56,6 +58,8 @@ class _Context:
     reference: list[validate.Outputs]
     tolerances: Mapping[Precision, Tolerance]
     progress: Progress
+    manifest: Manifest  # everything but the variants
+    scorer: accuracy.Scorer | None  # the evaluation data, when given
 
 
 def export_model(
@@ -71,14 +75,16 @@ def export_model(
     progress: Callable[[str], None] | None = None,
     tolerances: Mapping[Precision, Tolerance] | None = None,
     strict: bool = False,
-    int8_choice: Int8Choice = "fastest",
+    int8_choice: Int8Choice = "budget",
+    evaluation: accuracy.EvalOptions | None = None,
 ) -> Manifest:
     """Export `model` (folder or hub id) for `task` into the model folder `out`, atomically.
 
     fp32 is always built and validated (the others derive from it) but written only if asked.
     A fp16/int8 variant over tolerance is recorded with passed=false (the server skips it);
-    with `strict` it fails the export instead. int8 keeps the fastest candidate graph that passes
-    (`int8_choice="accurate"`: the most accurate one). Raises an ExportError subclass on any failure,
+    with `strict` it fails the export instead. With `evaluation`, every variant and int8 candidate is
+    also scored on labelled data against PyTorch fp32; `int8_choice` picks the int8 graph written and
+    whether it is served by default (int8.choose). Raises an ExportError subclass on any failure,
     leaving no `out` behind.
     """
     report = Progress(progress)
@@ -114,20 +120,10 @@ def export_model(
             from export.convert import to_onnx
 
             input_names = to_onnx(torch_model, spec, work / "raw.onnx", opset=opset)
-        with report.stage("reference outputs (PyTorch fp32)"):
-            batches = validate.encode(tokenizer, spec, length, input_names)
-            reference = validate.torch_outputs(torch_model, spec, batches)
-            context = _Context(spec, architecture, layers, heads, hidden, batches, reference, table, report)
-        fp32_file = (folder if "fp32" in wanted else work) / "model.fp32.onnx"
-        with report.stage("fuse"):
-            optimize.fuse(work / "raw.onnx", fp32_file, num_heads=heads, hidden_size=hidden)
-        variants = _variants(context, wanted, fp32_file, folder, int8_choice=int8_choice)
-        _refuse_failures(variants, strict)
         with report.stage("tokenizer"):
             save_tokenizer(tokenizer, folder / TOKENIZER_FILE)
             check_tokenizer(folder / TOKENIZER_FILE, tokenizer, validate.validation_inputs(spec)[:-1])
-        shutil.rmtree(work)
-        manifest = Manifest(
+        described = Manifest(
             name=name or out.name,
             task=task,
             architecture=head,
@@ -144,7 +140,7 @@ def export_model(
             special_tokens=metadata.special_tokens(tokenizer),
             fusions=[requirement.label for requirement in architecture.fusions],
             opset=opset,
-            variants=[variant for variant in variants if variant.precision in wanted],
+            variants=[],
             source=Source(
                 checkpoint=source,
                 architecture=checkpoint.declared or head,
@@ -153,9 +149,71 @@ def export_model(
             versions=metadata.versions(),
             created_at=metadata.now(),
         )
+        scorer = None
+        if evaluation is not None:
+            with report.stage("evaluation data (PyTorch fp32)"):
+                scorer = _scorer(
+                    described,
+                    spec,
+                    evaluation,
+                    tokenizer=folder / TOKENIZER_FILE,
+                    model=torch_model,
+                    report=report,
+                )
+        with report.stage("reference outputs (PyTorch fp32)"):
+            batches = validate.encode(tokenizer, spec, length, input_names)
+            reference = validate.torch_outputs(torch_model, spec, batches)
+            context = _Context(
+                spec,
+                architecture,
+                layers,
+                heads,
+                hidden,
+                batches,
+                reference,
+                table,
+                report,
+                described,
+                scorer,
+            )
+        fp32_file = (folder if "fp32" in wanted else work) / "model.fp32.onnx"
+        with report.stage("fuse"):
+            optimize.fuse(work / "raw.onnx", fp32_file, num_heads=heads, hidden_size=hidden)
+        variants = _variants(context, wanted, fp32_file, folder, int8_choice=int8_choice)
+        _refuse_failures(variants, strict)
+        shutil.rmtree(work)
+        manifest = described.model_copy(
+            update={
+                "variants": [variant for variant in variants if variant.precision in wanted],
+                "evaluation": scorer.eval_set.data if scorer else None,
+                "budget": scorer.budget if scorer else None,
+            }
+        )
         manifest.write(folder)
     report(f"wrote {out} ({', '.join(_summary(v) for v in manifest.variants)})")
     return manifest
+
+
+def _scorer(
+    described: Manifest,
+    spec: TaskSpec,
+    evaluation: accuracy.EvalOptions,
+    *,
+    tokenizer: Path,
+    model: torch.nn.Module,
+    report: Progress,
+) -> accuracy.Scorer:
+    """Read the evaluation data, tokenize it as the server would (with the tokenizer file written
+    into the model folder), and answer it with PyTorch fp32."""
+    eval_set = accuracy.read_eval_set(evaluation, spec, described)
+    scorer = accuracy.Scorer.prepare(eval_set, described, tokenizer, evaluation.budget)
+    scorer.set_reference(accuracy.torch_backend(model, spec, described))
+    figures = ", ".join(f"{metric} {value:.2f}" for metric, value in scorer.reference_metrics.items())
+    report(
+        f"{eval_set.data.name}: {eval_set.data.examples} of {eval_set.data.total} examples "
+        f"({len(scorer.items)} sequences)" + (f"; PyTorch fp32 {figures}" if figures else "; no gold answers")
+    )
+    return scorer
 
 
 def _check_options(task: str, precisions: Sequence[str], opset: int) -> list[Precision]:
@@ -210,7 +268,9 @@ def _validate(
             stats.fused_ops, context.layers, f"{precision} graph", architecture.fusions, architecture.family
         )
     session, provider = validate.open_session(file, prefer_cuda=precision == "fp16")
-    candidate = validate.onnx_outputs(session, context.spec, context.batches)
+    # dynamic int8 scales activations over the whole tensor: the server runs it one sequence at a time
+    batch_dependent = precision == "int8"
+    candidate = validate.onnx_outputs(session, context.spec, context.batches, per_sequence=batch_dependent)
     tolerance = context.tolerances[precision]
     parity = validate.parity(
         context.spec, context.batches, context.reference, candidate, tolerance=tolerance, provider=provider
@@ -230,8 +290,26 @@ def _validate(
         size_bytes=file.stat().st_size,
         sha256=sha256_of(file),
         parity=parity,
+        batch_dependent=batch_dependent,
+        accuracy=_accuracy(context, precision, session, provider, batch_dependent) if parity.passed else None,
     )
     return variant, session
+
+
+def _accuracy(
+    context: _Context,
+    precision: Precision,
+    session: ort.InferenceSession,
+    provider: str,
+    batch_dependent: bool,
+) -> Accuracy | None:
+    """The variant's answers on the evaluation data (fp16 only where it runs: on CUDA)."""
+    if context.scorer is None or (precision == "fp16" and provider != CUDA):
+        return None
+    run = accuracy.onnx_backend(session, context.manifest, per_sequence=batch_dependent)
+    measured = context.scorer.accuracy(run)
+    context.progress(f"{precision}: {accuracy.describe(measured, context.scorer.budget)}")
+    return measured
 
 
 def _int8_sources(
@@ -258,15 +336,17 @@ def _int8(
     *,
     choice: Int8Choice,
 ) -> tuple[Variant, float]:
-    """Build the int8 candidates, validate and time them; write the fastest (or most accurate) that
-    passes. Returns the variant, with every candidate's figures, and the fp32 graph's speed."""
+    """Build the int8 candidates, validate, score and time them; write the one `choice` picks
+    (int8.choose). Returns the variant, with every candidate's figures, and the fp32 graph's speed."""
 
     def check(file: Path, verify: bool) -> tuple[Variant, ort.InferenceSession]:
         return _validate(context, "int8", file, verify=verify)
 
     trials = int8.build_trials(int8.FULL_INT8, sources, work, check, context.progress)
-    if not any(trial.variant.parity.passed for trial in trials):
-        context.progress("int8: no fully quantized graph passes; trying partial quantization")
+    budgeted = choice == "budget" and context.scorer is not None
+    if not any(int8.within_budget(t.variant) if budgeted else t.variant.parity.passed for t in trials):
+        what = "is within the accuracy budget" if budgeted else "passes"
+        context.progress(f"int8: no fully quantized graph {what}; trying partial quantization")
         trials += int8.build_trials(int8.PARTIAL_INT8, sources, work, check, context.progress)
     trial, chosen = int8.choose(trials, fp32_session, context.batches, choice, context.progress)
     trial.file.rename(dst)

@@ -1,8 +1,10 @@
 """Build the model repository from demo checkpoints: python -m export.repository --demo-dir demo --out models.
 
 Each subfolder of --demo-dir with a config.json is a checkpoint; its `bertserve.json` says
-{"task": ..., "name"?: ..., "precisions"?: [...]}. A model whose manifest already records the
-same checkpoint fingerprint, task and precisions is skipped, so `make serve` twice exports once.
+{"task": ..., "name"?: ..., "precisions"?: [...], "eval_data"?: "sst2/dev.tsv", "eval_limit"?: N}
+(eval_data: under --data-dir, scored as export --eval-data does). A model whose manifest already
+records the same checkpoint fingerprint, task, precisions and evaluation data is skipped, so
+`make serve` twice exports once.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from app.contract.checksum import sha256_of
 from app.contract.manifest import Manifest, Precision, TaskName
 from export import metadata
+from export.accuracy import EvalOptions
 from export.checkpoint import fingerprint
 from export.errors import ExportError, UsageError
+from export.int8 import Int8Choice
 from export.options import PRECISIONS, add_int8_choice, add_precisions
 
 SPEC_FILE = "bertserve.json"
@@ -33,6 +37,8 @@ class DemoSpec(BaseModel):
     task: TaskName
     name: str | None = None
     precisions: list[Precision] | None = None
+    eval_data: str | None = None  # a file under the data folder, e.g. sst2/dev.tsv
+    eval_limit: int | None = Field(None, ge=1)  # a seeded subset of that many examples
 
 
 @dataclass
@@ -58,16 +64,24 @@ def read_spec(folder: Path) -> DemoSpec:
         raise UsageError(f"{path} is invalid: {error}") from error
 
 
-def up_to_date(model_dir: Path, checkpoint: Path, task: str, precisions: Sequence[Precision]) -> bool:
+def up_to_date(
+    model_dir: Path,
+    checkpoint: Path,
+    task: str,
+    precisions: Sequence[Precision],
+    evaluation: EvalOptions | None = None,
+) -> bool:
     """The folder was exported from these very checkpoint files, for this task, with these variants,
-    by this export recipe and these package versions (a new ONNX Runtime may fuse differently)."""
+    scored on this evaluation data, by this export recipe and these package versions (a new ONNX
+    Runtime may fuse differently)."""
     try:
         manifest = Manifest.read(model_dir)
     except (OSError, ValueError):
         return False
     built = {v.precision: v for v in manifest.variants}
     return (
-        manifest.task == task
+        same_evaluation(manifest, evaluation)
+        and manifest.task == task
         and manifest.source.fingerprint == fingerprint(checkpoint)
         and manifest.versions == metadata.versions()
         and all(p in built for p in precisions)
@@ -76,6 +90,37 @@ def up_to_date(model_dir: Path, checkpoint: Path, task: str, precisions: Sequenc
             for v in built.values()
         )
     )
+
+
+def same_evaluation(manifest: Manifest, evaluation: EvalOptions | None) -> bool:
+    """The manifest records a scoring on this very data (file contents, subset) and budget."""
+    data = manifest.evaluation
+    if evaluation is None or data is None:
+        return evaluation is None and data is None
+    try:
+        digest = sha256_of(evaluation.data)
+    except OSError:
+        return False
+    wanted = data.total if evaluation.limit is None else min(evaluation.limit, data.total)
+    return (
+        data.sha256 == digest
+        and data.examples == wanted
+        and data.seed == evaluation.seed
+        and manifest.budget == evaluation.budget
+    )
+
+
+def evaluation_for(spec: DemoSpec, data_dir: Path | None, say: Callable[[str], None]) -> EvalOptions | None:
+    """The demo head's evaluation data under `data_dir`, or None (said why) when it is not there."""
+    if spec.eval_data is None:
+        return None
+    if data_dir is None or not (data_dir / spec.eval_data).is_file():
+        say(
+            f"WARNING: no evaluation data {spec.eval_data} under {data_dir} (--data-dir): int8 is written "
+            "but not served by default"
+        )
+        return None
+    return EvalOptions(data_dir / spec.eval_data, spec.eval_limit, name=spec.eval_data)
 
 
 def _prefixed(progress: Callable[[str], None], name: str) -> Callable[[str], None]:
@@ -89,8 +134,10 @@ def build_repository(
     demo_dir: Path,
     out: Path,
     precisions: Sequence[Precision] = PRECISIONS,
+    *,
     progress: Callable[[str], None] = print,
-    int8_choice: Literal["fastest", "accurate"] = "fastest",
+    int8_choice: Int8Choice = "budget",
+    data_dir: Path | None = None,
 ) -> RepositoryReport:
     """Export every demo checkpoint that is not up to date; failures are collected, not raised."""
     from export.pipeline import export_model
@@ -101,7 +148,8 @@ def build_repository(
             spec = read_spec(folder)
             name = spec.name or folder.name
             wanted = spec.precisions or list(precisions)
-            if up_to_date(out / name, folder, spec.task, wanted):
+            evaluation = evaluation_for(spec, data_dir, _prefixed(progress, name))
+            if up_to_date(out / name, folder, spec.task, wanted, evaluation):
                 progress(f"{name}: up to date ({folder}), skipped")
                 report.skipped.append(name)
                 continue
@@ -115,6 +163,7 @@ def build_repository(
                 name=name,
                 progress=_prefixed(progress, name),
                 int8_choice=int8_choice,
+                evaluation=evaluation,
             )
             report.exported.append(name)
         except ExportError as error:
@@ -123,12 +172,15 @@ def build_repository(
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    cli = argparse.ArgumentParser(prog="python -m export.repository", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str = "python -m export.repository") -> int:
+    cli = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     cli.add_argument("--demo-dir", type=Path, required=True, help="folder of demo checkpoints")
     cli.add_argument("--out", type=Path, required=True, help="the model repository, e.g. models")
     add_precisions(cli, "for checkpoints whose bertserve.json does not say")
     add_int8_choice(cli)
+    cli.add_argument(
+        "--data-dir", type=Path, help="where the demo heads' eval_data lives (e.g. ../shared/data)"
+    )
     args = cli.parse_args(argv)
 
     def say(line: str) -> None:
@@ -137,7 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not checkpoints(args.demo_dir):
         say(f"no demo checkpoints yet in {args.demo_dir} (a subfolder with config.json and {SPEC_FILE})")
         return 0
-    report = build_repository(args.demo_dir, args.out, args.precisions, say, args.int8_choice)
+    report = build_repository(
+        args.demo_dir,
+        args.out,
+        args.precisions,
+        progress=say,
+        int8_choice=args.int8_choice,
+        data_dir=args.data_dir,
+    )
     say(
         f"model repository {args.out}: {len(report.exported)} exported, {len(report.skipped)} up to date, "
         f"{len(report.failed)} failed"

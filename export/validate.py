@@ -117,16 +117,39 @@ def open_session(path: Path, *, prefer_cuda: bool) -> tuple[ort.InferenceSession
     return opened.session, opened.provider
 
 
-def onnx_outputs(session: ort.InferenceSession, spec: TaskSpec, batches: Sequence[Batch]) -> list[Outputs]:
+def onnx_outputs(
+    session: ort.InferenceSession, spec: TaskSpec, batches: Sequence[Batch], *, per_sequence: bool = False
+) -> list[Outputs]:
+    """The session's outputs per batch; with `per_sequence` each row runs alone and unpadded, as the
+    server runs a batch-dependent graph (padding positions of token-level outputs are zero)."""
     _check_signature(session, spec, list(batches[0].feeds))
     names = list(spec.outputs)
     results = []
     for batch in batches:
+        if per_sequence:
+            results.append(_row_by_row(session, names, batch, token_level=spec.token_level))
+            continue
         values = session.run(names, dict(batch.feeds))
         results.append(
             {name: np.asarray(value, dtype=np.float32) for name, value in zip(names, values, strict=True)}
         )
     return results
+
+
+def _row_by_row(
+    session: ort.InferenceSession, names: list[str], batch: Batch, *, token_level: bool
+) -> Outputs:
+    rows: list[list[npt.NDArray[np.float32]]] = []
+    width = batch.real.shape[1]
+    for row, length in enumerate(batch.real.sum(axis=1)):
+        feeds = {name: value[row : row + 1, : int(length)] for name, value in batch.feeds.items()}
+        values = [np.asarray(value, dtype=np.float32)[0] for value in session.run(names, feeds)]
+        if token_level:  # back to the batch's width, so the arrays line up with PyTorch's
+            values = [
+                np.pad(value, [(0, width - value.shape[0])] + [(0, 0)] * (value.ndim - 1)) for value in values
+            ]
+        rows.append(values)
+    return {name: np.stack([values[index] for values in rows]) for index, name in enumerate(names)}
 
 
 def _check_signature(session: ort.InferenceSession, spec: TaskSpec, input_names: Sequence[str]) -> None:

@@ -3,7 +3,8 @@
     PYTHONPATH=. python scripts/serving_variants.py --runtime cpu models/
 
 The Dockerfile's export stage runs it (unless PRECISIONS is given): per model, the first validated variant
-in the server's own auto order (app.runtime.repository.precision_order): on cpu int8, else fp32; on gpu fp16
+in the server's own auto order (app.runtime.repository.precision_order): on cpu int8 where the export
+serves it by default (within its accuracy budget), else fp32; on gpu fp16
 for CUDA plus int8/fp32 for a CPU fallback. Every other variant file (refused ones too) is deleted and the
 manifest lists only what stays, so `BERTSERVE_PRECISION=<a removed one>` fails with a clear message.
 """
@@ -28,7 +29,7 @@ def serving_precisions(manifest: Manifest, runtime: str) -> list[str]:
     kept: list[str] = []
     for on_cuda in PROVIDERS[runtime]:
         order = precision_order(settings, on_cuda)
-        chosen = next((p for p in order if manifest.variant(p) is not None), None)
+        chosen = next((p for p in order if manifest.variant(p, by_default=True) is not None), None)
         if chosen is None:
             raise SystemExit(f"{manifest.name}: no validated variant among {order}")
         if chosen not in kept:

@@ -1,6 +1,6 @@
-"""Exception handlers: every error leaves as `{"error": {"type", "message"}}` with its status.
+"""Exception handlers: every error leaves through app.api.error_response, with its status.
 
-Unexpected exceptions are not handled here but in `app.middleware`, inside the metrics and the
+Unexpected exceptions are not handled here but in `app.edge.middleware`, inside the metrics and the
 request id, so that a 500 is counted and carries `x-request-id` like any other answer.
 """
 
@@ -11,82 +11,40 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from app.api.error_response import error_response
 from app.api.huggingface import FORMAT_TAGS
-from app.api.v2_errors import is_v2_path, v2_error_response
-from app.errors import STATUS_TABLE, ServiceError, error_body
+from app.errors import ErrorKind, ServiceError, describe_invalid
 
 HTTP_KINDS = {
-    400: "invalid_json",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
+    400: ErrorKind.INVALID_JSON,
+    404: ErrorKind.NOT_FOUND,
+    405: ErrorKind.METHOD_NOT_ALLOWED,
+    413: ErrorKind.PAYLOAD_TOO_LARGE,
+    415: ErrorKind.UNSUPPORTED_MEDIA_TYPE,
 }
 
 
-def error_response(
-    kind: str,
-    message: str,
-    *,
-    retry_after: int | None = None,
-    request: Request | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """The error answer (with `headers` besides its own); on the Open Inference Protocol routes, in
-    that protocol's shape."""
-    message = encodable(message)
-    if request is not None and is_v2_path(request.url.path):
-        return v2_error_response(kind, message, retry_after=retry_after, headers=headers)
-    spec = STATUS_TABLE[kind]
-    headers = dict(headers or {})
-    if spec.retry:
-        headers["Retry-After"] = str(retry_after or 1)
-    if kind == "unauthorized":
-        headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse(error_body(kind, message), status_code=spec.status, headers=headers)
-
-
-def encodable(message: str) -> str:
-    """The message as UTF-8 can carry it: a lone surrogate (from an OS name or an exception's text)
-    is written as its escape instead of failing the response."""
-    try:
-        message.encode("utf-8")
-    except UnicodeEncodeError:
-        return message.encode("utf-8", "backslashreplace").decode("utf-8")
-    return message
-
-
-def describe_validation(error: RequestValidationError) -> tuple[str, str]:
-    """(kind, message) for a body that is not JSON, or JSON that does not fit the schema.
-
-    Looks at the first five problems only: the cost does not grow with their number."""
+def describe_validation(error: RequestValidationError) -> tuple[ErrorKind, str]:
+    """(kind, message) for a body that is not JSON, or JSON that does not fit the schema."""
     problems = error.errors()
     if problems and problems[0].get("type") == "json_invalid":  # then it is the only problem
         detail = problems[0].get("ctx", {}).get("error")
-        return "invalid_json", "the request body is not valid JSON" + (f": {detail}" if detail else "")
-    parts = []
-    for problem in problems[:5]:
-        # union branches ("list[...]", "function-after[...]") are no part of where the problem is
-        loc = [str(p) for p in problem.get("loc", ()) if p != "body" and "[" not in str(p)]
-        if loc and loc[0] in FORMAT_TAGS:  # which of the two body formats: not part of the path
-            loc = loc[1:]
-        where = ".".join(loc) or "body"
-        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
-    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-    return "validation_error", "; ".join(parts) + more
+        return ErrorKind.INVALID_JSON, "the request body is not valid JSON" + (
+            f": {detail}" if detail else ""
+        )
+    return ErrorKind.VALIDATION_ERROR, describe_invalid(problems, hidden=FORMAT_TAGS)
 
 
 def install_handlers(app: FastAPI, retry_after_s: int) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, error: ServiceError) -> JSONResponse:
-        return error_response(
-            error.kind, error.message, retry_after=error.retry_after or retry_after_s, request=request
-        )
+        retry_after = error.retry_after or retry_after_s
+        return error_response(error.kind, error.message, path=request.url.path, retry_after=retry_after)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         kind, message = describe_validation(error)
-        return error_response(kind, message, request=request)
+        return error_response(kind, message, path=request.url.path)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
@@ -95,15 +53,10 @@ def install_handlers(app: FastAPI, retry_after_s: int) -> None:
             headers["Allow"] = allowed_methods(headers.get("Allow"))
             if request.method == "OPTIONS":
                 return Response(status_code=204, headers={"Allow": headers["Allow"]})
-        kind = HTTP_KINDS.get(error.status_code)
-        if kind is None:
-            if is_v2_path(request.url.path):
-                body = {"error": str(error.detail)}
-                return JSONResponse(body, status_code=error.status_code, headers=headers)
-            return JSONResponse(
-                error_body("http_error", str(error.detail)), status_code=error.status_code, headers=headers
-            )
-        return error_response(kind, str(error.detail), request=request, headers=headers)
+        kind = HTTP_KINDS.get(error.status_code, ErrorKind.HTTP_ERROR)
+        return error_response(
+            kind, str(error.detail), path=request.url.path, headers=headers, status=error.status_code
+        )
 
 
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

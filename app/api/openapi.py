@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.api.huggingface import hf_request_model
-from app.registry import ModelRegistry
+from app.lifecycle.registry import ModelRegistry
 from app.settings import Settings
 from app.tasks import TASKS
 from app.tasks.common import MAX_INPUTS_CEILING, NON_BLANK

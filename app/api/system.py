@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.auth import require_api_key
-from app.model_info import ModelsResponse, describe
+from app.lifecycle.model_info import ModelsResponse, describe
 from app.service import Service
 
 
@@ -29,6 +29,8 @@ MODEL_LINKS = {
         ("ModelVersionReady", "v2_model_version_ready", "Readiness of version 1", True),
         ("ModelInfer", "v2_model_infer", "Inference", False),
         ("ModelVersionInfer", "v2_model_version_infer", "Inference with version 1", True),
+        ("ModelLoad", "v2_repository_load", "Loading again (repository extension)", False),
+        ("ModelUnload", "v2_repository_unload", "Unloading (repository extension)", False),
     )
 }
 """OpenAPI links from /v1/models to the routes that take a model name (their operation ids are set

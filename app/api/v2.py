@@ -1,7 +1,7 @@
 """The Open Inference Protocol (v2, KServe / Triton) over REST.
 
 Every model is served under its own name with one version, "1". Inference maps the input
-tensors to the task request the task routes build (app.api.v2_tensors has the mapping), with
+tensors to the task request the task routes build (each task's `tensors`, app.tasks.tensors), with
 the pipeline's options as request parameters, and runs it through the same service, batcher
 and metrics as the task routes (`run_task`).
 """
@@ -16,24 +16,21 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from app.api.auth import ServiceDep, require_api_key
+from app.api.error_response import V2_PREFIX, is_v2_path
 from app.api.huggingface import parameters_model
 from app.api.inference import run_task
-from app.api.v2_errors import V2_PREFIX, is_v2_path
 from app.api.v2_tensors import (
     PROTOCOL_PARAMETERS,
-    TASK_INPUTS,
-    TASK_OUTPUTS,
     BadTensorRequest,
     InferRequest,
     InferResponse,
     inline_schema,
     input_texts,
-    output_tensors,
     parse_body,
     select_outputs,
-    task_inputs,
 )
 from app.errors import ModelNotFound
+from app.lifecycle.registry import ModelState
 from app.service import Service
 from app.tasks import TASKS
 from app.tasks.base import Task
@@ -97,7 +94,7 @@ def _field_error(task: Task[Any, Any], error: ValidationError) -> str:
     for problem in (listed or problems)[:5]:
         loc = [part for part in problem["loc"] if isinstance(part, int) or "[" not in part]
         if loc[:1] == ["inputs"] and len(loc) >= 2:
-            tensor = str(loc[2]) if len(loc) > 2 else TASK_INPUTS[task.name][0]
+            tensor = str(loc[2]) if len(loc) > 2 else task.tensors.inputs[0]
             parts.append(f"input {tensor!r} element {loc[1]}: {problem['msg']}")
         else:
             parts.append(f"parameters.{'.'.join(str(p) for p in loc)}: {problem['msg']}")
@@ -125,8 +122,8 @@ def metadata(service: Service, name: str, version: str | None) -> dict[str, Any]
         "name": name,
         "versions": [VERSION],
         "platform": "bertserve_onnxruntime",
-        "inputs": [{"name": n, "datatype": "BYTES", "shape": [-1]} for n in TASK_INPUTS[task.name]],
-        "outputs": [spec.metadata() for spec in TASK_OUTPUTS[task.name]],
+        "inputs": [{"name": n, "datatype": "BYTES", "shape": [-1]} for n in task.tensors.inputs],
+        "outputs": [spec.metadata() for spec in task.tensors.outputs],
         "parameters": {"task": task.name},
     }
 
@@ -134,7 +131,7 @@ def metadata(service: Service, name: str, version: str | None) -> dict[str, Any]
 def model_ready(service: Service, name: str, version: str | None) -> JSONResponse:
     model_task(service, name, version)
     slot = service.registry.slots[name]
-    ready = slot.state == "ready"
+    ready = slot.state == ModelState.READY
     headers = {} if ready else {"Retry-After": str(service.settings.retry_after_s)}
     return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503, headers=headers)
 
@@ -142,12 +139,11 @@ def model_ready(service: Service, name: str, version: str | None) -> JSONRespons
 async def infer(service: Service, request: Request, name: str, version: str | None) -> Response:
     task = model_task(service, name, version)
     body, binary = parse_body(await request.body(), request.headers.get("inference-header-content-length"))
-    texts = input_texts(body, binary, TASK_INPUTS[task.name])
-    task_request = build_request(task, name, task_inputs(task.name, texts), body.parameters)
+    texts = input_texts(body, binary, task.tensors.inputs)
+    task_request = build_request(task, name, task.tensors.request_inputs(texts), body.parameters)
     _, answer, headers = await run_task(service, task, task_request, request)
     results = answer.model_dump(mode="json")["results"]
-    token_level = getattr(task_request, "aggregation_strategy", None) == "none"
-    outputs = select_outputs(output_tensors(task.name, results, token_level=token_level), body.outputs)
+    outputs = select_outputs(task.tensors.output_tensors(results, task_request), body.outputs)
     reply = {
         "model_name": name,
         "model_version": VERSION,
@@ -157,14 +153,22 @@ async def infer(service: Service, request: Request, name: str, version: str | No
     return Response(to_json(reply), media_type="application/json", headers=headers)
 
 
-INFER_DOC = (
-    "Input tensors (BYTES, N strings each): classify `text`; pair `text` + `text_pair`; qa `question` + "
-    "`context`; ner `text`. Request `parameters` are the task's options (as on the task routes). "
-    "Outputs: classify/pair `label` BYTES [N,k] and `score` FP32 [N,k]; qa `answer`, `score`, `start`, "
-    "`end` [M] and `answer_count` [N]; ner `entity_group` (or `entity` + `index` with aggregation none), "
-    "`word`, `score`, `start`, `end` [M] and `entity_count` [N]. JSON data, or JSON followed by binary "
-    "input data (Inference-Header-Content-Length); answers are JSON."
-)
+def infer_doc() -> str:
+    """The inference route's description: each task's input and output tensors."""
+    inputs = "; ".join(
+        f"{name} " + " + ".join(f"`{tensor}`" for tensor in task.tensors.inputs)
+        for name, task in TASKS.items()
+    )
+    outputs = "; ".join(
+        f"{name} " + ", ".join(f"`{spec.name}` {spec.datatype}" for spec in task.tensors.outputs)
+        for name, task in TASKS.items()
+    )
+    return (
+        f"Input tensors (BYTES, N strings each): {inputs}. Request `parameters` are the task's options "
+        f"(as on the task routes). Outputs: {outputs}; rows of several per input (QA answers, entities) are "
+        "flattened in input order and the `*_count` tensor says how many belong to each input. JSON data, "
+        "or JSON followed by binary input data (Inference-Header-Content-Length); answers are JSON."
+    )
 
 
 class V2Error(BaseModel):
@@ -195,7 +199,7 @@ def v2_router(*, protect_metadata: bool = False) -> APIRouter:
     model_errors = _errors(404, 503)
     key_for_metadata = [Depends(require_api_key)] if protect_metadata else []
     infer_route: dict[str, Any] = {
-        "description": INFER_DOC,
+        "description": infer_doc(),
         "dependencies": [Depends(require_api_key)],
         "responses": {
             200: {"model": InferResponse, "description": "The output tensors"},
@@ -213,7 +217,7 @@ def v2_router(*, protect_metadata: bool = False) -> APIRouter:
 
     @router.get("", summary="Server metadata", dependencies=key_for_metadata)
     async def server_metadata(request: Request) -> dict[str, Any]:
-        return {"name": "bertserve", "version": request.app.version, "extensions": []}
+        return {"name": "bertserve", "version": request.app.version, "extensions": ["model_repository"]}
 
     @router.get("/health/live", summary="The server is live")
     async def live() -> dict[str, bool]:

@@ -1,17 +1,6 @@
-"""Open Inference Protocol (v2) tensors: the request body (JSON, or JSON + binary tensor data) and
-the mapping between tensors and each task's inputs and answers.
-
-Per task (N inputs; every input tensor holds N strings, any shape with N elements):
-
-- classify: `text` -> `label` BYTES [N, k], `score` FP32 [N, k] (k labels per input, best first)
-- pair: `text`, `text_pair` -> as classify
-- qa: `question`, `context` -> `answer` BYTES [M], `score` FP32 [M], `start`, `end` INT64 [M],
-  `answer_count` INT64 [N]
-- ner: `text` -> `entity_group` BYTES [M] (`entity` BYTES and `index` INT64 with aggregation none),
-  `word` BYTES [M], `score` FP32 [M], `start`, `end` INT64 [M], `entity_count` INT64 [N]
-
-QA answers and entities of all inputs are flattened in input order; the `*_count` tensor says
-how many belong to each input (input i owns the rows after the first sum(count[:i])).
+"""Open Inference Protocol (v2) tensors: the request body (JSON, or JSON + binary tensor data), its
+input tensors as lists of strings, and the outputs a request asks for. Each task maps the tensors to
+its request and its answer to tensors (app.tasks.tensors).
 """
 
 from __future__ import annotations
@@ -19,13 +8,12 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.json_body import InvalidJSON, parse_json
-from app.errors import ServiceError, TooManyInputs
+from app.errors import ErrorKind, ServiceError, TooManyInputs, describe_invalid
 from app.tasks.common import MAX_INPUTS_CEILING
 
 MAX_TENSORS = 16
@@ -41,7 +29,7 @@ MAX_PARAMETERS = 64
 class BadTensorRequest(ServiceError):
     """A v2 request that does not fit the protocol or the model's tensors (400)."""
 
-    kind = "invalid_input"
+    kind = ErrorKind.INVALID_INPUT
 
 
 Dimension = Annotated[int, Field(ge=0, le=MAX_INPUTS_CEILING)]
@@ -108,45 +96,6 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return resolved
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    datatype: str
-    shape: list[int]
-
-    def metadata(self) -> dict[str, Any]:
-        return {"name": self.name, "datatype": self.datatype, "shape": self.shape}
-
-
-TASK_INPUTS: dict[str, tuple[str, ...]] = {
-    "classify": ("text",),
-    "pair": ("text", "text_pair"),
-    "qa": ("question", "context"),
-    "ner": ("text",),
-}
-
-TASK_OUTPUTS: dict[str, tuple[TensorSpec, ...]] = {
-    "classify": (TensorSpec("label", "BYTES", [-1, -1]), TensorSpec("score", "FP32", [-1, -1])),
-    "qa": (
-        TensorSpec("answer", "BYTES", [-1]),
-        TensorSpec("score", "FP32", [-1]),
-        TensorSpec("start", "INT64", [-1]),
-        TensorSpec("end", "INT64", [-1]),
-        TensorSpec("answer_count", "INT64", [-1]),
-    ),
-    "ner": (
-        TensorSpec("entity_group", "BYTES", [-1]),
-        TensorSpec("entity", "BYTES", [-1]),
-        TensorSpec("word", "BYTES", [-1]),
-        TensorSpec("score", "FP32", [-1]),
-        TensorSpec("start", "INT64", [-1]),
-        TensorSpec("end", "INT64", [-1]),
-        TensorSpec("index", "INT64", [-1]),
-        TensorSpec("entity_count", "INT64", [-1]),
-    ),
-}
-TASK_OUTPUTS["pair"] = TASK_OUTPUTS["classify"]
-
 PROTOCOL_PARAMETERS = frozenset(
     {"binary_data_output", "priority", "timeout", "sequence_id", "sequence_start", "sequence_end"}
 )
@@ -174,14 +123,7 @@ def parse_body(body: bytes, header_length: str | None) -> tuple[InferRequest, by
     try:
         return InferRequest.model_validate(document), body[split:]
     except ValidationError as error:
-        raise BadTensorRequest(f"not a v2 inference request: {describe(error)}") from None
-
-
-def describe(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in problem['loc']) or 'body'}: {problem['msg']}"
-        for problem in error.errors()[:5]
-    )
+        raise BadTensorRequest(f"not a v2 inference request: {describe_invalid(error.errors())}") from None
 
 
 _END = object()
@@ -280,49 +222,6 @@ def input_texts(request: InferRequest, binary: bytes, names: tuple[str, ...]) ->
     if len(counts) != 1:
         raise BadTensorRequest(f"inputs {list(names)} must hold the same number of elements")
     return texts
-
-
-def task_inputs(task: str, texts: dict[str, list[str]]) -> list[Any]:
-    """The task request's `inputs` for the input tensors."""
-    if task in ("classify", "ner"):
-        return texts["text"]
-    first, second = TASK_INPUTS[task]
-    return [{first: a, second: b} for a, b in zip(texts[first], texts[second], strict=True)]
-
-
-def tensor(name: str, datatype: str, shape: list[int], data: list[Any]) -> dict[str, Any]:
-    return {"name": name, "datatype": datatype, "shape": shape, "data": data}
-
-
-def output_tensors(task: str, results: list[Any], *, token_level: bool = False) -> list[dict[str, Any]]:
-    """The typed output tensors of one answer (`results`: one entry per input, dumped to JSON types;
-    `token_level`: NER without aggregation, whose rows are tokens)."""
-    if task in ("classify", "pair"):
-        k = len(results[0]) if results else 0
-        shape = [len(results), k]
-        return [
-            tensor("label", "BYTES", shape, [row["label"] for labels in results for row in labels]),
-            tensor("score", "FP32", shape, [row["score"] for labels in results for row in labels]),
-        ]
-    per_input = [entry if isinstance(entry, list) else [entry] for entry in results]
-    rows = [row for entries in per_input for row in entries]
-    counts = [len(entries) for entries in per_input]
-    if task == "qa":
-        columns: tuple[tuple[str, str], ...] = (
-            ("answer", "BYTES"),
-            ("score", "FP32"),
-            ("start", "INT64"),
-            ("end", "INT64"),
-        )
-        count_name = "answer_count"
-    else:
-        label = ("entity", "BYTES") if token_level else ("entity_group", "BYTES")
-        index = (("index", "INT64"),) if token_level else ()
-        columns = (label, ("word", "BYTES"), ("score", "FP32"), ("start", "INT64"), ("end", "INT64"), *index)
-        count_name = "entity_count"
-    tensors = [tensor(name, datatype, [len(rows)], [row[name] for row in rows]) for name, datatype in columns]
-    tensors.append(tensor(count_name, "INT64", [len(counts)], counts))
-    return tensors
 
 
 def select_outputs(

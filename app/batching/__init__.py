@@ -21,7 +21,7 @@ The parts, one job each:
     runners.py     RunnerPool: the runner threads and their hand-off queue
     delivery.py    Delivery: results and failures to futures, reports to the observer
     supervisor.py  Supervisor: a crashed loop or thread is reported and restarted after a backoff
-    protocol.py    the errors, the runner and observer protocols, the reports
+    protocol.py    the errors, the runner, observer and trace protocols, the reports
 """
 
 from app.batching.backlog import Backlog
@@ -32,10 +32,15 @@ from app.batching.protocol import (
     BatchObserver,
     BatchReport,
     BatchRunner,
+    BatchShape,
     Completed,
+    Component,
+    DropReason,
     DropReport,
     NeverFits,
     PaddedArrays,
+    Part,
+    RunTrace,
 )
 from app.batching.queue import choose_window
 from app.batching.scheduler import ArrivalRate
@@ -47,11 +52,16 @@ __all__ = [
     "BatchObserver",
     "BatchReport",
     "BatchRunner",
+    "BatchShape",
     "BatcherClosed",
     "Completed",
+    "Component",
+    "DropReason",
     "DropReport",
     "DynamicBatcher",
     "NeverFits",
     "PaddedArrays",
+    "Part",
+    "RunTrace",
     "choose_window",
 ]

@@ -1,13 +1,9 @@
 """The work waiting for an engine: how long new work can expect to wait before it starts.
 
-Models that share the cores (the CPU run gate) share one backlog. One model's measured speed
-cannot see the others: timed from the run alone, four busy models each counted on the whole
-machine and admitted four times the work their queues could start within the wait limit; timed
-from its wait for the gate as well, the speed follows the others' load seconds late, and the first
-seconds of a burst are admitted at the calm's speed. Either way accepted requests waited 5-10 s
-behind a 2 s limit, and calm traffic was refused for seconds after a burst while that backlog
-drained. The shared backlog sees every model's queued work the moment it is queued, each at the
-speed of its model's runs alone, which the others' load does not change.
+Models that share the cores (the CPU run gate) share one backlog: it sees every model's queued
+work the moment it is queued, each at the speed of its model's runs alone, which the others' load
+does not change. A model's own speed cannot stand in for it: timed from its runs alone it counts on
+the whole machine; timed with its wait for the gate, it follows the others' load seconds late.
 """
 
 from __future__ import annotations
@@ -40,6 +36,11 @@ class Backlog:
 
     def join(self, source: WorkSource) -> None:
         self._sources.append(source)
+
+    def leave(self, source: WorkSource) -> None:
+        """`source`'s model was stopped (unloaded or swapped out): it is no longer counted."""
+        if source in self._sources:
+            self._sources.remove(source)
 
     def wait_seconds(self, source: WorkSource, extra_seconds: float = 0.0) -> float:
         """Seconds until `source`'s queued work, with `extra_seconds` more, is done.

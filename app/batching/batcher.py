@@ -10,15 +10,28 @@ from typing import Any, Generic, TypeVar
 
 from app.batching.backlog import Backlog
 from app.batching.delivery import Delivery
-from app.batching.protocol import BatcherClosed, BatchFailed, BatchObserver, BatchRunner, Completed, NeverFits
+from app.batching.limits import BatchLimits
+from app.batching.protocol import (
+    BatcherClosed,
+    BatchFailed,
+    BatchObserver,
+    BatchRunner,
+    Completed,
+    Component,
+    DropReason,
+    NeverFits,
+    Part,
+    RunTrace,
+)
 from app.batching.queue import Pending, PendingQueue, Reservation, expire
 from app.batching.scheduler import ArrivalRate, Scheduler
 from app.batching.supervisor import Supervisor
 from app.errors import DeadlineExceeded
-from app.settings import BatchLimits
 
 PayloadT = TypeVar("PayloadT")
 OutputT = TypeVar("OutputT")
+Items = Sequence[tuple[PayloadT, int]]
+"""A request's items: (payload, token count) each."""
 
 
 class DynamicBatcher(Generic[PayloadT, OutputT]):
@@ -101,30 +114,29 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         return self._queue.reserve(tokens)
 
     async def submit(
-        self, items: Sequence[tuple[PayloadT, int]], timeout_s: float, *, tag: str = ""
+        self, items: Items[PayloadT], timeout_s: float, *, tag: str = "", trace: RunTrace | None = None
     ) -> Completed[OutputT]:
-        """Queue all items of one request (or none: admission is all-or-nothing) and await them.
-
-        Raises NeverFits, QueueFull, BatcherClosed, DeadlineExceeded, BatchFailed. If the caller is
-        cancelled (its client went away), its items still queued are dropped before they run.
-        """
+        """Queue all items of one request (or none: admission is all-or-nothing) and await them; `tag`
+        names it in logs, `trace` traces the batches its items run in. Raises NeverFits, QueueFull,
+        BatcherClosed, DeadlineExceeded, BatchFailed. If the caller is cancelled (its client went
+        away), its items still queued are dropped before they run."""
         if not self._accepting:
             raise BatcherClosed(f"model {self.name!r} is shutting down")
         if len(items) > self.limits.max_queue_items:
             raise NeverFits(len(items), self.limits.max_queue_items)
         self._queue.check_admission(len(items), sum(max(1, length) for _, length in items))
-        loop = asyncio.get_running_loop()
-        now = self._clock()
+        loop, now = asyncio.get_running_loop(), self._clock()
+        due = now + timeout_s
         pending = [
-            Pending(payload, max(1, length), loop.create_future(), now, now + timeout_s, next(self._seq), tag)
+            Pending(payload, max(1, length), loop.create_future(), now, due, next(self._seq), tag, trace)
             for payload, length in items
         ]
         self.arrivals.arrive(now, busy=self.busy)
         self._queue.add(pending)
         self._delivery.depth(len(self._queue))
         self._scheduler.wakeup.set()
-        # The deadline fails the items still waiting (reason "deadline"); a client that goes away
-        # cancels the gather, which cancels the futures at once (reason "client_gone").
+        # The deadline fails the items still waiting (reason DEADLINE); a client that goes away
+        # cancels the gather, which cancels the futures at once (reason CLIENT_GONE).
         expiry = loop.call_later(timeout_s, expire, pending, timeout_s)
         try:
             outputs = list(await asyncio.gather(*(item.future for item in pending)))
@@ -137,7 +149,7 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
         except (BatchFailed, DeadlineExceeded):
             for item in pending:
                 if not item.future.done():  # the request failed already: its other items need not run
-                    item.abandoned = "request_failed"
+                    item.abandoned = DropReason.REQUEST_FAILED
             raise
         finally:
             expiry.cancel()
@@ -165,9 +177,10 @@ class DynamicBatcher(Generic[PayloadT, OutputT]):
             if not item.future.done():
                 item.future.set_exception(BatcherClosed(f"model {self.name!r} stopped"))
         await self._scheduler.pool.stop()
+        self._queue.backlog.leave(self._queue)
 
-    def _restart(self, component: str) -> None:
-        """The supervisor restarted `component` (the loop), or asks for a runner thread anew."""
-        if component != "loop":
-            self._scheduler.pool.start_thread(int(component.rpartition("-")[2]))
+    def _restart(self, part: Part) -> None:
+        """The supervisor restarted `part` (the loop), or asks for a runner thread anew."""
+        if part.component == Component.RUNNER and part.index is not None:
+            self._scheduler.pool.start_thread(part.index)
         self._scheduler.wakeup.set()

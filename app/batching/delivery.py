@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from app.batching.protocol import BatchFailed, BatchObserver, BatchReport, DropReport
+from app.batching.protocol import BatchFailed, BatchObserver, BatchReport, DropReason, DropReport
 from app.batching.queue import FormedBatch, Pending
 
 log = logging.getLogger("bertserve.batching")
@@ -33,7 +33,7 @@ class Delivery(Generic[PayloadT, OutputT]):
         """Give each live item its output, or fail the batch; items gone already count as drops."""
         batch = handed.items
         if outputs is None:
-            reasons: dict[str, int] = {}
+            reasons: dict[DropReason, int] = {}
             for item in batch:
                 if item.future.done():
                     reasons[item.abandoned] = reasons.get(item.abandoned, 0) + 1
@@ -76,7 +76,7 @@ class Delivery(Generic[PayloadT, OutputT]):
         if self.observer is not None:
             self.observer.on_batch_failed(len(batch), error)
 
-    def drops(self, reasons: dict[str, int]) -> None:
+    def drops(self, reasons: dict[DropReason, int]) -> None:
         if self.observer is not None:
             for reason, count in reasons.items():
                 self.observer.on_drop(DropReport(reason, count))

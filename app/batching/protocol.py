@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from enum import StrEnum
+from typing import Any, Generic, Protocol, TypeVar
 
 OutputT = TypeVar("OutputT")
 
@@ -60,6 +61,29 @@ def turn_of(runner: object) -> AbstractContextManager[object]:
     return turn() if turn is not None else nullcontext()
 
 
+@dataclass(frozen=True, slots=True)
+class BatchShape:
+    """The size of one batch run, for its trace span."""
+
+    size: int
+    real_tokens: int
+    padded_tokens: int
+
+    @property
+    def padding(self) -> float:
+        """The share of the batch's tokens that are padding."""
+        return 1.0 - self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0
+
+
+class RunTrace(Protocol):
+    """A request's trace, handed to the batcher with its items (None: the request is not traced).
+
+    In the runner thread, the batch is run inside `batch_span` of one of its traced requests, given
+    them all: one span per batch run, linked to each of them."""
+
+    def batch_span(self, requests: Sequence[RunTrace], shape: BatchShape) -> AbstractContextManager[Any]: ...
+
+
 @dataclass(frozen=True)
 class BatchReport:
     """What happened to one batch, for metrics."""
@@ -80,12 +104,42 @@ class Completed(Generic[OutputT]):
     inference_seconds: float
 
 
+class DropReason(StrEnum):
+    """Why an item was dropped before it ran (the `reason` label of bertserve_rejected_total)."""
+
+    CLIENT_GONE = "client_gone"
+    DEADLINE = "deadline"
+    REQUEST_FAILED = "request_failed"  # another item of its request failed: its answer is moot
+    MODEL_NOT_READY = "model_not_ready"
+
+
 @dataclass(frozen=True)
 class DropReport:
     """Items dropped before running: their client went away, or their deadline passed."""
 
-    reason: str
+    reason: DropReason
     count: int
+
+
+class Component(StrEnum):
+    """The kinds of batcher part the supervisor restarts (the crash counter's `component` label)."""
+
+    LOOP = "loop"
+    RUNNER = "runner"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One restartable part of a batcher: its loop, or runner thread `index`; reads "loop", "runner-2"."""
+
+    component: Component
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.component if self.index is None else f"{self.component}-{self.index}"
+
+
+LOOP = Part(Component.LOOP)
 
 
 class BatchObserver(Protocol):
@@ -97,8 +151,8 @@ class BatchObserver(Protocol):
 
     def on_batch_failed(self, size: int, error: BaseException) -> None: ...
 
-    def on_crash(self, component: str, reason: str) -> None:
+    def on_crash(self, part: Part, reason: str) -> None:
         """The batching loop or a runner thread died; the supervisor restarts it after a backoff."""
 
-    def on_recovered(self, component: str) -> None:
+    def on_recovered(self, part: Part) -> None:
         """The component that died runs again."""

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from app.batching.backlog import Backlog
+from app.batching.limits import BatchLimits
+from app.batching.protocol import DropReason, RunTrace
 from app.errors import DeadlineExceeded, QueueFull
-from app.settings import BatchLimits
 
 PayloadT = TypeVar("PayloadT")
 OutputT = TypeVar("OutputT")
@@ -28,7 +29,8 @@ class Pending(Generic[PayloadT, OutputT]):
     deadline: float
     seq: int
     tag: str = ""  # the request id, for logs
-    abandoned: str = "client_gone"  # why, if its future is cancelled before it runs
+    trace: RunTrace | None = None  # the request's trace, None when it is not traced
+    abandoned: DropReason = DropReason.CLIENT_GONE  # why, if its future is cancelled before it runs
     started: float = 0.0
     run_seconds: float = 0.0
 
@@ -46,10 +48,10 @@ class FormedBatch(Generic[PayloadT, OutputT]):
 
 
 def expire(pending: Sequence[Pending[PayloadT, OutputT]], timeout_s: float) -> None:
-    """A request's deadline passed: fail its items still unanswered (reason "deadline")."""
+    """A request's deadline passed: fail its items still unanswered (reason DEADLINE)."""
     for item in pending:
         if not item.future.done():
-            item.abandoned = "deadline"
+            item.abandoned = DropReason.DEADLINE
             item.future.set_exception(DeadlineExceeded(f"no answer within {timeout_s:g} s"))
 
 
@@ -222,16 +224,16 @@ class PendingQueue(Generic[PayloadT, OutputT]):
         oldest = self.by_length[self._oldest_index()]
         return oldest.enqueued + self.limits.max_delay_ms / 1000.0 - self._clock()
 
-    def drop_dead(self) -> dict[str, int]:
+    def drop_dead(self) -> dict[DropReason, int]:
         """Remove items whose future is done (cancelled) or whose deadline passed; count by reason."""
         now = self._clock()
         dead: list[int] = []
-        reasons: dict[str, int] = {}
+        reasons: dict[DropReason, int] = {}
         for index, item in enumerate(self.by_length):
             if item.future.done():
                 reason = item.abandoned
             elif item.deadline <= now:
-                reason = "deadline"
+                reason = DropReason.DEADLINE
                 item.future.set_exception(DeadlineExceeded("deadline passed while queued"))
             else:
                 continue

@@ -10,9 +10,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from app.batching.protocol import BatchRunner, turn_of
+from app.batching.protocol import BatchRunner, BatchShape, Component, Part, RunTrace, turn_of
 from app.batching.queue import FormedBatch
-from app.thread_names import name_this_os_thread
+from app.process.thread_names import name_this_os_thread
 
 PayloadT = TypeVar("PayloadT")
 OutputT = TypeVar("OutputT")
@@ -25,7 +25,7 @@ class RunnerPool(Generic[PayloadT, OutputT]):
     """`size` threads over one runner; one padded batch may wait per thread.
 
     What a thread learns goes back through the event loop: `on_taken()` when it takes a batch
-    (room for the next), `deliver(batch, *outcome)` when it ran, `on_crash(component, error)` if
+    (room for the next), `deliver(batch, *outcome)` when it ran, `on_crash(part, error)` if
     the thread itself dies (its batch in hand fails with it)."""
 
     def __init__(
@@ -37,7 +37,7 @@ class RunnerPool(Generic[PayloadT, OutputT]):
         clock: Callable[[], float],
         on_taken: Callable[[], None],
         deliver: Callable[..., None],
-        on_crash: Callable[[str, BaseException], None],
+        on_crash: Callable[[Part, BaseException], None],
     ) -> None:
         self.name = name
         self._runner = runner
@@ -107,7 +107,7 @@ class RunnerPool(Generic[PayloadT, OutputT]):
                 if handed is not None:  # the batch in hand fails with the thread
                     now = self._clock()
                     loop.call_soon_threadsafe(self._deliver, handed, None, error, now, now)
-                loop.call_soon_threadsafe(self._on_crash, f"runner-{index}", error)
+                loop.call_soon_threadsafe(self._on_crash, Part(Component.RUNNER, index), error)
 
     def _run_one(self, handed: FormedBatch[PayloadT, OutputT]) -> Outcome:
         """Run one batch in the runner's turn; any failure, or an output count that does not match,
@@ -131,7 +131,8 @@ class RunnerPool(Generic[PayloadT, OutputT]):
         error: BaseException | None = None
         if any(not item.future.done() for item in handed.items):  # some may have left while it waited
             try:
-                outputs = runner.run(handed.padded)
+                with traced_run(handed):
+                    outputs = runner.run(handed.padded)
                 if len(outputs) != len(handed.items):
                     error = RuntimeError(
                         f"runner returned {len(outputs)} outputs for {len(handed.items)} items"
@@ -140,3 +141,22 @@ class RunnerPool(Generic[PayloadT, OutputT]):
             except BaseException as failure:  # every item of the batch learns why; the thread goes on
                 error = failure
         return outputs, error, started, self._clock()
+
+
+def traced_run(handed: FormedBatch[Any, Any]) -> contextlib.AbstractContextManager[Any]:
+    """The span of one batch run, linked to the traced requests whose items are still awaited;
+    a shared do-nothing context when none is traced."""
+    traces: dict[int, RunTrace] = {}
+    for item in handed.items:
+        if item.trace is not None and not item.future.done():
+            traces.setdefault(id(item.trace), item.trace)
+    if not traces:
+        return NOT_TRACED
+    requests = list(traces.values())
+    shape = BatchShape(
+        len(handed.items), sum(item.length for item in handed.items), handed.padded.padded_tokens
+    )
+    return requests[0].batch_span(requests, shape)
+
+
+NOT_TRACED = contextlib.nullcontext()

@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from app.batching.delivery import Delivery
-from app.batching.protocol import BatchRunner
+from app.batching.limits import BatchLimits
+from app.batching.protocol import BatchRunner, DropReason, Part
 from app.batching.queue import FormedBatch, PendingQueue
 from app.batching.runners import RunnerPool
-from app.settings import BatchLimits
 
 PayloadT = TypeVar("PayloadT")
 OutputT = TypeVar("OutputT")
@@ -69,7 +69,7 @@ class Scheduler(Generic[PayloadT, OutputT]):
         delivery: Delivery[PayloadT, OutputT],
         *,
         clock: Callable[[], float],
-        on_crash: Callable[[str, BaseException], None],
+        on_crash: Callable[[Part, BaseException], None],
     ) -> None:
         self._runner = runner
         self._queue = pending
@@ -112,7 +112,7 @@ class Scheduler(Generic[PayloadT, OutputT]):
         waiting = [item for batch in self.pool.waiting() for item in batch.items]
         for item in [*self._queue.clear(), *waiting]:
             if not item.future.done():
-                item.abandoned = "model_not_ready"
+                item.abandoned = DropReason.MODEL_NOT_READY
                 item.future.set_exception(refusal())
         self._delivery.depth(0)
 

@@ -9,25 +9,25 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from app.batching.protocol import BatchObserver
+from app.batching.protocol import LOOP, BatchObserver, Component, Part
 
 log = logging.getLogger("bertserve.batching")
 
 
 class Supervisor:
-    """Runs the batching loop as a task and restarts it if it dies; other components ("runner-N")
-    restart through `restart(component)`, which is also told of a restarted loop."""
+    """Runs the batching loop as a task and restarts it if it dies; other parts (runner threads)
+    restart through `restart(part)`, which is also told of a restarted loop."""
 
     def __init__(
         self,
         name: str,
-        restart: Callable[[str], None],
+        restart: Callable[[Part], None],
         observer: BatchObserver | None,
         clock: Callable[[], float],
         backoff_s: tuple[float, float],
     ) -> None:
         self.name = name
-        self._restart_component = restart
+        self._restart_part = restart
         self._observer = observer
         self._clock = clock
         self._backoff = backoff_s
@@ -53,7 +53,7 @@ class Supervisor:
     def _loop_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self.closing:
             return
-        self.crashed("loop", task.exception() or RuntimeError("the batching loop returned"))
+        self.crashed(LOOP, task.exception() or RuntimeError("the batching loop returned"))
 
     async def stop_loop(self) -> None:
         """No more restarts; cancel the loop and wait for it."""
@@ -63,7 +63,7 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.loop_task
 
-    def crashed(self, component: str, error: BaseException) -> None:
+    def crashed(self, part: Part, error: BaseException) -> None:
         """On the event loop: report the crash, then restart the component after a backoff."""
         if self.closing:
             return
@@ -71,7 +71,7 @@ class Supervisor:
         self._crashes = [t for t in self._crashes if now - t < 60.0] + [now]
         first, cap = self._backoff
         delay = min(cap, first * 2 ** (len(self._crashes) - 1))
-        reason = f"{component} crashed: {type(error).__name__}: {error}"
+        reason = f"{part} crashed: {type(error).__name__}: {error}"
         log.error(
             "model %s: %s; restarting in %.1f s",
             self.name,
@@ -80,17 +80,17 @@ class Supervisor:
             exc_info=(type(error), error, error.__traceback__),
         )
         if self._observer is not None:
-            self._observer.on_crash(component, reason)
+            self._observer.on_crash(part, reason)
         assert self._loop is not None
-        self._loop.call_later(delay, self._restart, component)
+        self._loop.call_later(delay, self._restart, part)
 
-    def _restart(self, component: str) -> None:
+    def _restart(self, part: Part) -> None:
         if self.closing:
             return
-        if component == "loop":
+        if part.component == Component.LOOP:
             self._start_loop_task()
-        self._restart_component(component)
+        self._restart_part(part)
         self.restarts += 1
-        log.warning("model %s: %s restarted", self.name, component)
+        log.warning("model %s: %s restarted", self.name, part)
         if self._observer is not None:
-            self._observer.on_recovered(component)
+            self._observer.on_recovered(part)

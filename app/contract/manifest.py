@@ -42,6 +42,45 @@ class Parity(_Strict):
     )
 
 
+class EvalData(_Strict):
+    """The labelled data every variant was scored on at export."""
+
+    name: str = Field(description="the data file, as given to --eval-data (e.g. sst2/dev.tsv)")
+    sha256: str = Field(description="sha256 of the data file")
+    examples: int = Field(description="examples scored")
+    total: int = Field(description="examples in the file (more than `examples` when a subset was drawn)")
+    seed: int = Field(0, description="seed of the subset drawn when `examples` < `total`")
+    labelled: bool = Field(description="the examples carry gold answers, so the task metric is known")
+
+
+class AccuracyBudget(_Strict):
+    """How close to PyTorch fp32 a variant must answer on the evaluation data to be served by default."""
+
+    min_agreement: float = Field(
+        0.97, description="fraction of examples whose whole answer equals PyTorch fp32's, at least"
+    )
+    max_metric_drop: float = Field(
+        0.5, description="points each task metric may lose against PyTorch fp32, at most"
+    )
+
+
+class Accuracy(_Strict):
+    """A variant's answers on the evaluation data, beside PyTorch fp32's on the same examples."""
+
+    examples: int
+    agreement: float = Field(
+        description="fraction of examples whose whole answer (label; span; the list of entities) equals "
+        "PyTorch fp32's, through the server's own pre- and post-processing"
+    )
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="the task metric in percent (empty without gold answers)"
+    )
+    reference_metrics: dict[str, float] = Field(
+        default_factory=dict, description="PyTorch fp32's task metric on the same examples"
+    )
+    within_budget: bool = Field(description="agreement and every metric drop within the export's budget")
+
+
 class Int8Candidate(_Strict):
     """One int8 graph the exporter built, timed and validated before choosing the one it wrote."""
 
@@ -58,6 +97,9 @@ class Int8Candidate(_Strict):
         "null for a refused candidate, which is not timed",
     )
     parity: Parity
+    accuracy: Accuracy | None = Field(
+        None, description="on the evaluation data; null without --eval-data or when refused on parity"
+    )
     chosen: bool = False
 
 
@@ -77,6 +119,19 @@ class Variant(_Strict):
     )
     candidates: list[Int8Candidate] = Field(
         default_factory=list, description="int8: every graph tried, with its speed and parity"
+    )
+    accuracy: Accuracy | None = Field(
+        None, description="answers on the evaluation data beside PyTorch fp32's (null without --eval-data)"
+    )
+    default: bool = Field(
+        True,
+        description="served when BERTSERVE_PRECISION is auto: int8 only within the accuracy budget "
+        "(or when exported with --int8-choice fastest); an explicit precision serves any variant that passed",
+    )
+    batch_dependent: bool = Field(
+        False,
+        description="the graph's answer for one sequence depends on the others in its tensor (dynamic int8 "
+        "quantization scales activations over the whole tensor): the server runs it one sequence at a time",
     )
 
 
@@ -118,6 +173,8 @@ class Manifest(_Strict):
         "(Attention, SkipLayerNormalization, EmbedLayerNormalization, Gelu); what is missing runs unfused",
     )
     tokenizer_file: str = TOKENIZER_FILE
+    evaluation: EvalData | None = Field(None, description="the labelled data the variants were scored on")
+    budget: AccuracyBudget | None = Field(None, description="the budget int8 was held to (with evaluation)")
     opset: int
     variants: list[Variant]
     source: Source
@@ -134,10 +191,15 @@ class Manifest(_Strict):
             )
         return version
 
-    def variant(self, precision: Precision) -> Variant | None:
-        """The variant of this precision, if it was built and passed validation."""
+    def variant(self, precision: Precision, *, by_default: bool = False) -> Variant | None:
+        """The variant of this precision, if it was built and passed validation (and, with
+        `by_default`, is one the exporter allows to be served without being asked for)."""
         for variant in self.variants:
-            if variant.precision == precision and variant.parity.passed:
+            if (
+                variant.precision == precision
+                and variant.parity.passed
+                and (variant.default or not by_default)
+            ):
                 return variant
         return None
 

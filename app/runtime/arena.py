@@ -1,11 +1,9 @@
 """One ONNX Runtime CPU memory arena for every model in the process.
 
-Each session's own arena keeps that model's peak activations for good, and grows a new region
-whenever a batch shape finds no free block big enough: with four models and mixed traffic,
-resident memory kept climbing in steps for the whole of a soak. Sessions that use one shared arena
-(registered once in ONNX Runtime's environment) hold the peak of the batches that run at the same
-time instead of the sum of every model's peak, and with a large first region they stop growing
-once warm-up has touched it.
+A session's own arena keeps its model's peak activations for good and grows a region whenever a
+batch shape finds no free block. Sessions sharing one arena (registered once in ONNX Runtime's
+environment) hold the peak of the batches that run at the same time, not the sum of every model's
+peak; with a large first region, touched by warm-up, resident memory stops growing.
 """
 
 from __future__ import annotations

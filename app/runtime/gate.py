@@ -1,15 +1,12 @@
 """One gate for every model's runs: on CPU, models that share the cores take turns.
 
-Each ONNX Runtime session has its own intra-op threads. Four models running at once with two
-threads each on two cores means eight busy threads, each run four times slower, and the event
-loop (HTTP, tokenizing, refusing) starved. The gate lets at most `permits` runs proceed at once,
-in the order they asked.
+Each ONNX Runtime session has its own intra-op threads: several models running at once would
+oversubscribe the cores, slow every run and starve the event loop (HTTP, tokenizing, refusing).
+The gate lets at most `permits` runs proceed at once, in the order they asked.
 
-The order matters. A runner thread that finishes a run picks up its model's next batch and asks
-again at once, still holding the GIL, while the thread it woke has not been scheduled yet: with
-`threading.Semaphore` it takes the permit back, so under load one model kept the cores for
-seconds while the others' queues aged (queue waits of 10-30 s behind a 2 s admission limit, with
-5x overload). `FairGate` hands a released permit straight to the longest waiter.
+The order matters: a runner thread that finishes a run asks again at once, still holding the GIL,
+before the thread it woke is scheduled, so a plain semaphore lets one model keep the cores while
+the others' queues age. `FairGate` hands a released permit straight to the longest waiter.
 """
 
 from __future__ import annotations

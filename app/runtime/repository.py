@@ -16,8 +16,9 @@ from pydantic import ValidationError
 
 from app.contract.checksum import sha256_of
 from app.contract.manifest import MANIFEST_FILE, Manifest, Precision, Variant
-from app.errors import ModelLoadError
+from app.errors import ModelLoadError, describe_invalid
 from app.runtime.buckets import ShapeBuckets
+from app.runtime.gate import usable_cores
 from app.runtime.providers import CUDA, open_session
 from app.runtime.session import SessionRunner
 from app.runtime.tokenizer import TextEncoder
@@ -103,10 +104,8 @@ def read_manifest(folder: Path) -> Manifest:
     try:
         return Manifest.read(folder)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "document"
         raise ModelLoadError(
-            f"{folder.name}: {MANIFEST_FILE} is invalid at {where}: {first['msg']}"
+            f"{folder.name}: {MANIFEST_FILE} is invalid: {describe_invalid(error.errors(), whole='document')}"
         ) from error
     except (OSError, UnicodeDecodeError) as error:
         raise ModelLoadError(f"{folder.name}: cannot read {MANIFEST_FILE}: {error}") from error
@@ -119,9 +118,13 @@ def precision_order(settings: Settings, on_cuda: bool) -> list[Precision]:
     return ["fp16", "fp32"] if on_cuda else ["int8", "fp32"]
 
 
-def choose_variant(manifest: Manifest, order: list[Precision], folder: Path) -> Variant:
+def choose_variant(
+    manifest: Manifest, order: list[Precision], folder: Path, *, auto: bool = False
+) -> Variant:
+    """The first variant of `order` that passed validation; under `auto` only those the exporter
+    marked as served by default (int8 within its accuracy budget)."""
     for precision in order:
-        variant = manifest.variant(precision)
+        variant = manifest.variant(precision, by_default=auto)
         if variant is not None:
             return variant
     built = ", ".join(
@@ -130,6 +133,26 @@ def choose_variant(manifest: Manifest, order: list[Precision], folder: Path) -> 
     raise ModelLoadError(
         f"{folder.name}: no validated variant among {order}; the folder has: {built or 'none'}"
     )
+
+
+def accuracy_summary(manifest: Manifest, variant: Variant) -> str:
+    """How the served variant answers beside PyTorch fp32, for the startup log."""
+    accuracy, data = variant.accuracy, manifest.evaluation
+    if accuracy is None or data is None:
+        return "not scored on labelled data"
+    metrics = ", ".join(
+        f"{name} {value:.2f} vs {accuracy.reference_metrics.get(name, float('nan')):.2f}"
+        for name, value in accuracy.metrics.items()
+    )
+    return f"{accuracy.agreement:.1%} of {accuracy.examples} answers of {data.name} equal PyTorch fp32's" + (
+        f"; {metrics}" if metrics else ""
+    )
+
+
+def session_settings(settings: Settings, variant: Variant) -> Settings:
+    """A batch-dependent variant runs its rows side by side (SessionRunner), one thread each: its
+    session gets one intra-op thread and the model's thread budget goes to the rows."""
+    return settings.model_copy(update={"intra_op_threads": 1}) if variant.batch_dependent else settings
 
 
 def check_file(folder: Path, variant: Variant) -> Path:
@@ -158,11 +181,12 @@ def load_model(name: str, settings: Settings) -> LoadedModel:
     from app.runtime.providers import wants_cuda  # local: keeps the import graph obvious
 
     on_cuda = wants_cuda(settings, ort.get_available_providers())
-    variant = choose_variant(manifest, precision_order(settings, on_cuda), folder)
-    opened = open_session(check_file(folder, variant), settings)
-    if opened.provider != CUDA and variant.precision == "fp16" and settings.precision == "auto":
-        variant = choose_variant(manifest, precision_order(settings, False), folder)
-        opened = open_session(check_file(folder, variant), settings)
+    auto = settings.precision == "auto"
+    variant = choose_variant(manifest, precision_order(settings, on_cuda), folder, auto=auto)
+    opened = open_session(check_file(folder, variant), session_settings(settings, variant))
+    if opened.provider != CUDA and variant.precision == "fp16" and auto:
+        variant = choose_variant(manifest, precision_order(settings, False), folder, auto=True)
+        opened = open_session(check_file(folder, variant), session_settings(settings, variant))
 
     graph_inputs = [node.name for node in opened.session.get_inputs()]
     if graph_inputs != manifest.input_names:
@@ -187,12 +211,15 @@ def load_model(name: str, settings: Settings) -> LoadedModel:
         buckets=buckets,
         io_binding=io_binding,
         cuda_graphs=settings.cuda_graphs,
+        per_sequence=variant.batch_dependent,
+        row_threads=settings.intra_op_threads or usable_cores(),
     )
     log.info(
-        "model %s: task=%s precision=%s provider=%s io_binding=%s buckets=%s cuda_graphs=%s",
+        "model %s: task=%s precision=%s (%s) provider=%s io_binding=%s buckets=%s cuda_graphs=%s",
         name,
         manifest.task,
         variant.precision,
+        accuracy_summary(manifest, variant),
         onnx.provider,
         io_binding,
         buckets is not None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +59,44 @@ def pad_items(
     return PaddedBatch({name: arrays[name] for name in input_names}, [item.length for item in items], shape)
 
 
+def run_each_alone(
+    session: ort.InferenceSession,
+    output_names: Sequence[str],
+    batch: PaddedBatch,
+    pool: ThreadPoolExecutor | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Each item in a run of its own, unpadded (on `pool`'s threads when given): each row's raw
+    outputs, with a batch axis of 1.
+
+    For a graph whose answer for one sequence depends on the rest of its tensor (dynamic int8
+    scales activations over all of it): an answer is then a function of its own input alone."""
+
+    def run_row(row: int) -> dict[str, np.ndarray]:
+        length = batch.lengths[row]
+        feeds = {name: array[row : row + 1, :length] for name, array in batch.arrays.items()}
+        return dict(zip(output_names, session.run(list(output_names), feeds), strict=True))
+
+    rows = range(batch.count)
+    return (
+        list(pool.map(run_row, rows)) if pool is not None and batch.count > 1 else [run_row(r) for r in rows]
+    )
+
+
+def warmup_shapes(
+    buckets: ShapeBuckets | None, max_length: int, max_batch: int, max_tokens: int
+) -> list[tuple[int, int]]:
+    """Shapes to run before ready: every bucket within budget, or a few representative ones."""
+    if buckets is not None:
+        return list(buckets.shapes(max_tokens))
+    shapes = {(1, 16), (1, min(128, max_length)), (1, max_length)}
+    rows = max(1, min(max_batch, max_tokens // 128))
+    shapes.add((rows, min(128, max_length)))
+    # The costliest batch the budget allows (longest sequences: attention grows with the square),
+    # so the memory arena reaches its peak before ready, not hours later under traffic.
+    shapes.add((max(1, min(max_batch, max_tokens // max_length)), max_length))
+    return sorted(shapes)
+
+
 @dataclass
 class _BufferSet:
     """Device buffers bound once for one bucket shape, refilled in place on every run."""
@@ -85,8 +124,16 @@ class SessionRunner:
         buckets: ShapeBuckets | None = None,
         io_binding: bool = False,
         cuda_graphs: bool = False,
+        per_sequence: bool = False,
+        row_threads: int = 1,
     ) -> None:
         self.session = session
+        self.per_sequence = per_sequence  # see run_each_alone
+        # a batch's rows run side by side, each on one ONNX Runtime thread: small single-sequence
+        # runs use the cores better that way than one after the other on every core
+        self._rows = (
+            ThreadPoolExecutor(row_threads, "bertserve-rows") if per_sequence and row_threads > 1 else None
+        )
         self.provider: str = session.get_providers()[0]
         self.pad_token_id = pad_token_id
         self.max_length = max_length
@@ -119,6 +166,9 @@ class SessionRunner:
         return pad_items(items, shape, self.pad_token_id, self.input_names)
 
     def run(self, batch: PaddedBatch) -> list[ItemOutputs]:
+        if self.per_sequence:
+            rows = run_each_alone(self.session, self.output_names, batch, self._rows)
+            return [self.split(raw, [length])[0] for raw, length in zip(rows, batch.lengths, strict=True)]
         if self.io_binding and self.buckets is not None:
             raw = self._run_bound_buffers(batch)
         elif self.io_binding:
@@ -126,8 +176,6 @@ class SessionRunner:
         else:
             raw = dict(zip(self.output_names, self.session.run(self.output_names, batch.arrays), strict=True))
         return self.split(raw, batch.lengths)
-
-    # -- helpers --------------------------------------------------------------------------------
 
     def split(self, raw: dict[str, np.ndarray], lengths: Sequence[int]) -> list[ItemOutputs]:
         """Per-item float32 outputs; token-level ones cut to each item's own length."""
@@ -198,16 +246,7 @@ class SessionRunner:
             return sum(len(free) for free in self._pool.free.values())
 
     def warmup_shapes(self, max_batch: int, max_tokens: int) -> list[tuple[int, int]]:
-        """Shapes to run before ready: every bucket within budget, or a few representative ones."""
-        if self.buckets is not None:
-            return list(self.buckets.shapes(max_tokens))
-        shapes = {(1, 16), (1, min(128, self.max_length)), (1, self.max_length)}
-        rows = max(1, min(max_batch, max_tokens // 128))
-        shapes.add((rows, min(128, self.max_length)))
-        # The costliest batch the budget allows (longest sequences: attention grows with the square),
-        # so the memory arena reaches its peak before ready, not hours later under traffic.
-        shapes.add((max(1, min(max_batch, max_tokens // self.max_length)), self.max_length))
-        return sorted(shapes)
+        return warmup_shapes(self.buckets, self.max_length, max_batch, max_tokens)
 
     def warmup(self, max_batch: int, max_tokens: int) -> int:
         """Run every warm-up shape once (twice with CUDA graphs: capture, then replay)."""

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from app.contract.items import EncodedItem, ItemOutputs
 from app.contract.manifest import Manifest
 from app.runtime.tokenizer import TextEncoder
+from app.tasks.tensors import TensorMapping
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Task(ABC, Generic[RequestT, ResponseT]):
     response_model: ClassVar[type[BaseModel]]
     output_names: ClassVar[tuple[str, ...]]
     """The model outputs postprocess reads (a model serving the task must have them)."""
+    tensors: ClassVar[TensorMapping]
+    """The task's request and answer as Open Inference Protocol tensors."""
 
     @abstractmethod
     def preprocess(self, request: RequestT, model: ModelContext, max_windows: int | None = None) -> Prepared:

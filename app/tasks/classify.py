@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.tasks.common import NonEmptyList, Text, as_list
 from app.tasks.sequence import SequenceOptions, SequenceTask
+from app.tasks.tensors import LabelScores, TensorMapping
 
 
 class ClassifyRequest(SequenceOptions):
@@ -29,6 +30,7 @@ class ClassifyTask(SequenceTask[ClassifyRequest]):
     name = "classify"
     summary = "Classify texts: the top_k labels of each, like transformers' text-classification pipeline"
     request_model: ClassVar[type[BaseModel]] = ClassifyRequest
+    tensors: ClassVar[TensorMapping] = LabelScores(("text",))
 
     def encoder_inputs(self, request: ClassifyRequest) -> list[str]:
         return as_list(request.inputs)

@@ -42,6 +42,7 @@ from app.tasks.ner_entities import (
     gather_pre_entities,
     shift_index,
 )
+from app.tasks.tensors import Columns, Rows, TensorMapping
 
 DEFAULT_STRIDE = 128
 MAX_STRIDE = (LONGEST_WINDOW - 2) // 2
@@ -166,12 +167,34 @@ def chunk_text(model: ModelContext, text: str, whole: Encoding, stride: int) -> 
     return [first, *first.overflowing]
 
 
+class EntityRows(Rows):
+    """`entity_group` rows; with aggregation none, token rows: `entity` and the token's `index`."""
+
+    GROUPED: ClassVar[Columns] = (
+        ("entity_group", "BYTES"),
+        ("word", "BYTES"),
+        ("score", "FP32"),
+        ("start", "INT64"),
+        ("end", "INT64"),
+    )
+    TOKENS: ClassVar[Columns] = (("entity", "BYTES"), *GROUPED[1:], ("index", "INT64"))
+
+    def __init__(self) -> None:
+        every = (self.GROUPED[0], self.TOKENS[0], *self.GROUPED[1:], self.TOKENS[-1])
+        super().__init__(("text",), every, count_name="entity_count")
+
+    def columns(self, request: BaseModel) -> Columns:
+        token_level = isinstance(request, NERRequest) and request.aggregation_strategy == "none"
+        return self.TOKENS if token_level else self.GROUPED
+
+
 class NERTask(Task[NERRequest, NERResponse]):
     name = "ner"
     summary = "Find named entities, like transformers' token-classification pipeline"
     request_model: ClassVar[type[BaseModel]] = NERRequest
     response_model: ClassVar[type[BaseModel]] = NERResponse
     output_names: ClassVar[tuple[str, ...]] = ("logits",)
+    tensors: ClassVar[TensorMapping] = EntityRows()
 
     def input_count(self, request: NERRequest) -> int:
         return len(as_list(request.inputs))

@@ -1,7 +1,7 @@
 """Entities from token scores: `transformers.TokenClassificationPipeline`'s post-processing, ported.
 
-Dicts became dataclasses; the logic, the numpy calls and their dtypes (float32 scores averaged
-with `np.nanmean`) are the pipeline's, so grouping, ties and scores come out the same.
+The entities are dataclasses instead of dicts; the logic, the numpy calls and their dtypes (float32
+scores averaged with `np.nanmean`) are the pipeline's, so grouping, ties and scores come out the same.
 """
 
 from __future__ import annotations

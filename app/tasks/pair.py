@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.tasks.common import ClosedModel, NonEmptyList, Text, as_list
 from app.tasks.sequence import SequenceOptions, SequenceTask
+from app.tasks.tensors import LabelScores, TensorMapping
 
 
 class TextPair(ClosedModel):
@@ -41,6 +42,7 @@ class PairTask(SequenceTask[PairRequest]):
         'Classify text pairs, like transformers\' text-classification pipeline given {"text", "text_pair"}'
     )
     request_model: ClassVar[type[BaseModel]] = PairRequest
+    tensors: ClassVar[TensorMapping] = LabelScores(("text", "text_pair"))
 
     def encoder_inputs(self, request: PairRequest) -> list[tuple[str, str]]:
         return [(pair.text, pair.text_pair) for pair in as_list(request.inputs)]

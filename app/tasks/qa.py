@@ -34,6 +34,7 @@ from app.tasks.common import (
     windows_needed,
 )
 from app.tasks.qa_spans import get_indices, select_starts_ends
+from app.tasks.tensors import Rows, TensorMapping
 
 DEFAULT_MAX_SEQ_LEN = 384
 DEFAULT_DOC_STRIDE = 128
@@ -221,6 +222,11 @@ class QATask(Task[QARequest, QAResponse]):
     request_model: ClassVar[type[BaseModel]] = QARequest
     response_model: ClassVar[type[BaseModel]] = QAResponse
     output_names: ClassVar[tuple[str, ...]] = ("start_logits", "end_logits")
+    tensors: ClassVar[TensorMapping] = Rows(
+        ("question", "context"),
+        (("answer", "BYTES"), ("score", "FP32"), ("start", "INT64"), ("end", "INT64")),
+        count_name="answer_count",
+    )
 
     def input_count(self, request: QARequest) -> int:
         return len(as_list(request.inputs))

@@ -6,6 +6,7 @@ Where no engine can be had the tests are skipped with a loud message, and fail u
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ from tests.container.engine import (
     image_or_standin,
     in_ci,
 )
-from tests.container.torch_index import dockerfile_default, reachable, serve_index, write_index
+from tests.container.torch_index import dockerfile_default, reachable, serve_folder, serve_index, write_index
 from tests.deploy.tools import ROOT
+from tools.training.config import DATA_DIR_ENV
 
 FIGURES: dict[str, str] = {}
 RUNTIME = "cpu"
@@ -87,9 +89,14 @@ def cpu_image(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     if standin:
         build_args["PYTHON_IMAGE"] = base_image
     torch_index = dockerfile_default("TORCH_INDEX_URL")
-    with _torch_index(torch_index, tmp_path_factory.mktemp("torch-index")) as index_url:
+    with (
+        _torch_index(torch_index, tmp_path_factory.mktemp("torch-index")) as index_url,
+        _eval_data() as data_url,
+    ):
         if index_url != torch_index:
             build_args["TORCH_INDEX_URL"] = index_url
+        if data_url is not None:  # the export scores the demo heads on their dev sets, as make models does
+            build_args["EVAL_DATA_URL"] = data_url
         # An image built on a stand-in base carries the stand-in's name too.
         tag = f"{STANDIN_PREFIX if standin else ''}bertserve:image-test-{RUNTIME}"
         args = [f"--build-arg={k}={v}" for k, v in build_args.items()]
@@ -102,6 +109,12 @@ def cpu_image(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     ran = done.stdout.count("Running in ")
     record("image build", f"{seconds:.0f} s ({ran} of {steps} steps run, the rest cached or trivial)")
     yield BuiltImage(tag, base_image, build_args)
+
+
+def _eval_data() -> contextlib.AbstractContextManager[str | None]:
+    """The labelled data folder (BERTSERVE_DATA_DIR, as make test sets it) served to the build, if any."""
+    folder = Path(os.environ.get(DATA_DIR_ENV, ROOT.parent / "shared" / "data"))
+    return serve_folder(folder) if folder.is_dir() else contextlib.nullcontext(None)
 
 
 def _torch_index(default_url: str, root: Path) -> contextlib.AbstractContextManager[str]:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.middleware import RequestLedger
+from app.edge.middleware import RequestLedger
 from tests.container.conftest import CPU_IMAGE_LIMIT_MB, BuiltImage, record
 from tests.container.engine import docker
 from tests.container.torch_index import free_port

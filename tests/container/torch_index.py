@@ -72,7 +72,7 @@ def _bind(root: Path) -> ThreadingHTTPServer:
     for port in (PREFERRED_PORT, 0):
         with contextlib.suppress(OSError):
             return ThreadingHTTPServer(("127.0.0.1", port), handler)
-    raise OSError("cannot bind a local port for the torch index")
+    raise OSError("cannot bind a local port to serve files to the build")
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -83,11 +83,18 @@ class QuietHandler(SimpleHTTPRequestHandler):
 @contextlib.contextmanager
 def serve_index(root: Path) -> Iterator[str]:
     """Serve root/simple on 127.0.0.1 (the build runs on the host's network); yields the index URL."""
+    with serve_folder(root) as url:
+        yield f"{url}/simple"
+
+
+@contextlib.contextmanager
+def serve_folder(root: Path) -> Iterator[str]:
+    """Serve the files under root on 127.0.0.1; yields the base URL."""
     server = _bind(root)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/simple"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

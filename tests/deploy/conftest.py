@@ -33,12 +33,12 @@ class Rendered:
 
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Rendered]:
-    """Every overlay under deploy/k8s/overlays rendered with kubectl's built-in kustomize."""
+    """Every overlay under k8s/overlays rendered with kubectl's built-in kustomize."""
     kubectl = venv_tool("kubectl")
     out_dir = tmp_path_factory.mktemp("rendered")
     result: dict[str, Rendered] = {}
     for overlay in OVERLAYS:
-        done = run([kubectl, "kustomize", ROOT / "deploy" / "k8s" / "overlays" / overlay], timeout=60)
+        done = run([kubectl, "kustomize", ROOT / "k8s" / "overlays" / overlay], timeout=60)
         assert done.returncode == 0, output(done)
         path = out_dir / f"{overlay}.yaml"
         path.write_text(done.stdout)

@@ -9,18 +9,21 @@ from typing import Any
 import pytest
 
 from app.settings import Settings
+from app.tracing import Tracing
 from tests.deploy.tools import ROOT, output, run, venv_tool
 
 BASE = ROOT / "docker-compose.yml"
 CPU = ROOT / "docker-compose.cpu.yml"
 
 
-def compose_config(*files: Path) -> dict[str, Any]:
+def compose_config(*files: Path, profile: str | None = None) -> dict[str, Any]:
     """`docker-compose config` (Compose v2 validates the file against the Compose spec; no engine needed)."""
     compose = venv_tool("docker-compose")
     args: list[str | Path] = [compose, "--project-directory", ROOT]
     for path in files:
         args += ["-f", path]
+    if profile is not None:
+        args += ["--profile", profile]
     done = run([*args, "config", "--format", "json"], timeout=60)
     assert done.returncode == 0, output(done)
     config: dict[str, Any] = json.loads(done.stdout)
@@ -91,8 +94,9 @@ def test_server_container_is_hardened_and_drains(
     assert "no-new-privileges:true" in server["security_opt"]
     env = server["environment"]
     for key, value in env.items():
-        assert key.startswith("BERTSERVE_")
-        monkeypatch.setenv(key, value)
+        assert key.startswith(("BERTSERVE_", "OTEL_"))
+        if key.startswith("BERTSERVE_"):
+            monkeypatch.setenv(key, value)
     settings = Settings()  # every variable is a real setting with a valid value
     grace = server["stop_grace_period"]
     assert grace.endswith("s") and float(grace[:-1]) > settings.drain_timeout_s
@@ -112,3 +116,18 @@ def test_monitoring_mounts_exist(gpu_stack: dict[str, Any]) -> None:
     grafana_mounts = {v["target"]: v.get("source") for v in gpu_stack["services"]["grafana"]["volumes"]}
     assert grafana_mounts["/etc/grafana/provisioning"] == str(ROOT / "deploy" / "grafana" / "provisioning")
     assert grafana_mounts["/var/lib/grafana/dashboards"] == str(ROOT / "deploy" / "grafana" / "dashboards")
+
+
+def test_the_tracing_profile_adds_jaeger_and_tracing_is_off_until_an_endpoint_is_given(
+    gpu_stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    assert "jaeger" not in gpu_stack["services"]
+    assert not Tracing.from_environment(gpu_stack["services"]["bertserve"]["environment"]).enabled
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4317")  # as docs/deployment.md says
+    traced = compose_config(BASE, profile="tracing")["services"]
+    assert traced["jaeger"]["profiles"] == ["tracing"]
+    assert any("grpc.endpoint=0.0.0.0:4317" in word for word in traced["jaeger"]["command"])
+    tracing = Tracing.from_environment(traced["bertserve"]["environment"])
+    assert tracing.enabled
+    tracing.shutdown()

@@ -86,9 +86,18 @@ def stages() -> dict[str, Stage]:
 
 
 def test_stages(stages: dict[str, Stage]) -> None:
-    assert list(stages) == ["python-base", "checkpoints", "export", "models", "runtime-deps", "runtime"]
-    # Named contexts can replace these two: --build-context checkpoints=DIR / models=DIR.
+    assert list(stages) == [
+        "python-base",
+        "checkpoints",
+        "data",
+        "export",
+        "models",
+        "runtime-deps",
+        "runtime",
+    ]
+    # Named contexts can replace these three: --build-context checkpoints=DIR / data=DIR / models=DIR.
     assert stages["checkpoints"].base == "scratch"
+    assert stages["data"].base == "scratch" and not stages["data"].args("COPY"), "no data unless given"
     assert stages["models"].base == "scratch"
     assert stages["python-base"].base == "${PYTHON_IMAGE}", "the base is a build argument (pin by digest)"
     assert global_args()["PYTHON_IMAGE"] == "python:3.11-slim-bookworm"
@@ -99,8 +108,9 @@ def test_export_stage_builds_the_model_repository(stages: dict[str, Stage]) -> N
     export = stages["export"]
     runs = " ".join(export.args("RUN"))
     assert "'export'" in runs, "the export stage installs the export extra"
-    assert "python -m export.repository --demo-dir /src/demo --out /models" in runs
-    assert "COPY --from=checkpoints / /src/demo/" in [f"COPY {a}" for a in export.args("COPY")]
+    assert "python -m export.repository --demo-dir /src/demo --data-dir /src/data --out /models" in runs
+    copies = [f"COPY {a}" for a in export.args("COPY")]
+    assert "COPY --from=checkpoints / /src/demo/" in copies and "COPY --from=data / /src/data/" in copies
     assert stages["models"].args("COPY") == ["--from=export /models/ /"]
 
 
@@ -189,7 +199,14 @@ def test_dockerignore_sends_only_what_the_build_uses() -> None:
     patterns = [line for line in lines if line and not line.startswith("#")]
     assert patterns[0] == "*", "allowlist: everything is ignored unless re-included"
     included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
-    assert included == {"pyproject.toml", "app", "export", "demo", "scripts/serving_variants.py"}
+    assert included == {
+        "pyproject.toml",
+        "app",
+        "export",
+        "demo",
+        "scripts/serving_variants.py",
+        "scripts/fetch_eval_data.py",
+    }
     copied = {
         source.rstrip("/")
         for stage in parse().values()

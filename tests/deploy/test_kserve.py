@@ -1,4 +1,4 @@
-"""The KServe example (deploy/k8s/kserve) renders, and each object fits the KServe SDK's models of its CRD.
+"""The KServe example (k8s/kserve) renders, and each object fits the KServe SDK's models of its CRD.
 
 No CRD schema is at hand offline, so the objects are checked against the models the KServe Python SDK
 generates from the CRDs (and the Kubernetes client's models for the pod parts inside them), strictly:
@@ -18,11 +18,11 @@ import kubernetes.client
 import pytest
 import yaml
 
-from app.api.v2_errors import V2_PREFIX
+from app.api.error_response import V2_PREFIX
 from tests.deploy.test_kubernetes import K8S_VERSIONS, VALIDATOR
 from tests.deploy.tools import ROOT, output, run, venv_tool
 
-KSERVE = ROOT / "deploy" / "k8s" / "kserve"
+KSERVE = ROOT / "k8s" / "kserve"
 PRIMITIVES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "int": (int,),

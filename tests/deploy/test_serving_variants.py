@@ -67,6 +67,17 @@ def test_falls_back_to_fp32_where_int8_was_refused(repository: Path) -> None:
     assert on_disk(folder) == {"fp32"}, "the refused int8 file is not shipped either"
 
 
+def test_ships_fp32_where_int8_is_outside_its_accuracy_budget(repository: Path) -> None:
+    folder = repository / "tiny-pair"
+    manifest = Manifest.read(folder)
+    outside = [
+        v.model_copy(update={"default": False}) if v.precision == "int8" else v for v in manifest.variants
+    ]
+    manifest.model_copy(update={"variants": outside}).write(folder)
+    assert prune(repository, "cpu").returncode == 0
+    assert on_disk(folder) == {"fp32"}, "auto serves fp32 here, so the image carries fp32"
+
+
 def test_a_model_without_a_served_variant_fails(repository: Path) -> None:
     folder = repository / "tiny-qa"
     manifest = Manifest.read(folder)

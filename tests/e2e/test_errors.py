@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -89,3 +90,12 @@ def test_openapi_documents_every_endpoint(live_url: str) -> None:
     for path in ("/classify", "/pair", "/qa", "/ner", "/v1/models", "/health/live", "/health/ready"):
         assert path in spec["paths"], path
     assert httpx.get(f"{live_url}/docs").status_code == 200
+
+
+def test_the_middleware_and_the_routes_write_an_error_the_same_way(live_url: str) -> None:
+    too_large = httpx.post(f"{live_url}/classify", content=b"x" * 2_100_000)  # refused by the middleware
+    invalid = httpx.post(f"{live_url}/classify", json={"inputs": ""})  # refused by a route's handler
+    for response in (too_large, invalid):
+        compact = json.dumps(response.json(), separators=(",", ":"), ensure_ascii=False).encode()
+        assert response.content == compact, response.content
+        assert response.headers["content-type"] == "application/json"

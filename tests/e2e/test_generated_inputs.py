@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.api.huggingface import hf_request_model, parameters_model
-from app.api.v2_tensors import TASK_INPUTS, TASK_OUTPUTS
 from app.tasks import TASKS
 
 EXAMPLES = settings(
@@ -133,11 +132,11 @@ def valid_tensors(task: str) -> st.SearchStrategy[list[dict[str, Any]]]:
     """The task's input tensors, each of n texts from the whole alphabet."""
 
     def of_length(n: int) -> st.SearchStrategy[list[dict[str, Any]]]:
-        columns = st.tuples(*[st.lists(TEXTS, min_size=n, max_size=n) for _ in TASK_INPUTS[task]])
+        columns = st.tuples(*[st.lists(TEXTS, min_size=n, max_size=n) for _ in TASKS[task].tensors.inputs])
         return columns.map(
             lambda texts: [
                 {"name": name, "datatype": "BYTES", "shape": [n], "data": data}
-                for name, data in zip(TASK_INPUTS[task], texts, strict=True)
+                for name, data in zip(TASKS[task].tensors.inputs, texts, strict=True)
             ]
         )
 
@@ -149,7 +148,7 @@ def v2_bodies(task: str) -> st.SearchStrategy[dict[str, Any]]:
     its options as parameters, any id, outputs by name."""
     parameters_schema = parameters_model(TASKS[task]).model_json_schema()
     defs = parameters_schema.pop("$defs", {})
-    names = st.sampled_from(TASK_INPUTS[task]) | TEXTS
+    names = st.sampled_from(TASKS[task].tensors.inputs) | TEXTS
     shapes = st.lists(st.integers(-2, 6) | HUGE_INTS, max_size=3)
     data = st.lists(TEXTS | ANY_JSON, max_size=5).flatmap(
         lambda values: st.sampled_from([values, [values], {"values": values}])
@@ -159,7 +158,8 @@ def v2_bodies(task: str) -> st.SearchStrategy[dict[str, Any]]:
         optional={"shape": shapes},
     ).map(lambda t: {"shape": [len(t["data"])] if isinstance(t["data"], list) else [1], **t})
     inputs = valid_tensors(task) | valid_tensors(task) | st.lists(tensor, min_size=1, max_size=3)
-    outputs = st.lists(st.fixed_dictionaries({"name": st.sampled_from([s.name for s in TASK_OUTPUTS[task]])}))
+    output_names = [spec.name for spec in TASKS[task].tensors.outputs]
+    outputs = st.lists(st.fixed_dictionaries({"name": st.sampled_from(output_names)}))
     return st.fixed_dictionaries(
         {"inputs": inputs},
         optional={

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools.evaluation.tasks.conll import join_words, spans_to_tags
+from export.evaluation.tasks.conll import join_words, spans_to_tags
 
 
 def test_join_words_gives_each_word_its_start() -> None:

@@ -182,7 +182,7 @@ def test_int8_choice_accurate_and_partial_quantization(
     )
     (chosen,) = [c for c in accurate.variants[-1].candidates if c.chosen]
     passing = [c for c in accurate.variants[-1].candidates if c.parity.passed]
-    assert chosen.parity.passed
+    assert chosen.parity.passed and accurate.variants[-1].default
     assert chosen.parity.decision_agreement == max(c.parity.decision_agreement for c in passing)
     # nothing can pass a bound of 0: partial quantization is tried too, and the most accurate is
     # written, marked refused (the server skips it)
@@ -193,8 +193,14 @@ def test_int8_choice_accurate_and_partial_quantization(
     int8 = refused.variants[-1]
     assert int8.precision == "int8" and not int8.parity.passed
     partial = [c for c in int8.candidates if c.fp32_nodes]
-    assert [c.name for c in partial] == ["unfused-channel-keep-head", "unfused-channel-keep-head-edges"]
-    assert 0 < partial[0].fp32_nodes < partial[1].fp32_nodes
+    assert [c.name for c in partial] == [
+        "unfused-channel-keep-head",
+        "unfused-channel-keep-head-edges",
+        "unfused-channel-keep-head-ffn-out",
+    ]
+    # the tiny heads have 2 layers: head + every MatMul of both; head + one feed-forward output each
+    assert 0 < partial[0].fp32_nodes < partial[2].fp32_nodes < partial[1].fp32_nodes
+    assert partial[2].fp32_nodes == partial[0].fp32_nodes + 2
     (written,) = [c for c in int8.candidates if c.chosen]
     assert written.parity == int8.parity
     # only the written one is timed when none passes

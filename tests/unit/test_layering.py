@@ -1,5 +1,6 @@
 """The import direction, checked on the source: the contract imports nothing of app, the runtime
-knows no task and no HTTP, the tasks know no HTTP, batching or onnxruntime."""
+knows no task and no HTTP, the tasks know no HTTP, batching or onnxruntime;
+process tuning and the HTTP edge know no models."""
 
 from __future__ import annotations
 
@@ -18,28 +19,33 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "app.api",
         "app.service",
         "app.batching",
-        "app.registry",
-        "app.loading",
+        "app.lifecycle",
+        "app.edge",
         "fastapi",
     ),
     "tasks": (
         "app.api",
         "app.service",
         "app.batching",
-        "app.registry",
-        "app.loading",
+        "app.lifecycle",
+        "app.edge",
         "onnxruntime",
         "fastapi",
     ),
     "batching": (
+        "app.settings",
         "app.tasks",
         "app.api",
         "app.service",
-        "app.registry",
+        "app.lifecycle",
+        "app.edge",
         "app.runtime",
         "onnxruntime",
         "fastapi",
     ),
+    # process tuning knows no HTTP, models or tasks; the HTTP edge knows no models or inference
+    "process": ("app.api", "app.edge", "app.lifecycle", "app.service", "app.tasks", "fastapi"),
+    "edge": ("app.lifecycle", "app.service", "app.tasks", "app.runtime", "app.batching", "onnxruntime"),
 }
 
 

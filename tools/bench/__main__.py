@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 MAX_CELL_S = 30.0
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, prog: str = "python -m tools.bench") -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.bench",
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -141,8 +141,8 @@ def measure_floor(server: RunningServer, clients: list[int]) -> dict[int, float]
     return floor
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m tools.bench") -> int:
+    args = parse_args(argv, prog)
     clients = [int(c) for c in args.clients.split(",")]
     per_request = [int(t) for t in args.texts_per_request.split(",")]
     corpora = {"sst2": sentences(), "mixed": mixed_lengths()}

@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from export.options import add_precisions
+from export.options import PRECISIONS
+from tools.evaluation.goals import AUTO
 from tools.evaluation.heads import DEMO_HEADS, demo_targets
 from tools.evaluation.report import format_table, write_json
 from tools.evaluation.repository import EvaluationError, ensure_built
@@ -20,8 +21,17 @@ from tools.evaluation.runner import Settings, evaluate
 from tools.training.config import DATA_DIR_ENV, default_data_dir
 
 
-def parser() -> argparse.ArgumentParser:
-    cli = argparse.ArgumentParser(prog="python -m tools.evaluation", description=__doc__.splitlines()[0])
+def precisions_to_score(text: str) -> list[str]:
+    """The export's precisions, plus auto."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    known = (*PRECISIONS, AUTO)
+    if not names or any(name not in known for name in names):
+        raise argparse.ArgumentTypeError(f"choose from {','.join(known)} (got {text!r})")
+    return names
+
+
+def parser(prog: str = "python -m tools.evaluation") -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     cli.add_argument("--models-dir", type=Path, default=Path("models"), help="the model repository")
     cli.add_argument("--demo-dir", type=Path, default=Path("demo"), help="the demo checkpoints")
     cli.add_argument(
@@ -30,7 +40,12 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help=f"data sets (default ${DATA_DIR_ENV} or ../shared/data)",
     )
-    add_precisions(cli, "to score", default=("fp32", "int8"))
+    cli.add_argument(
+        "--precisions",
+        type=precisions_to_score,
+        default=["fp32", AUTO],
+        help="comma-separated: fp32, fp16, int8, or auto (the variant served by default) (default fp32,auto)",
+    )
     cli.add_argument("--heads", help=f"comma-separated subset of {','.join(h.folder for h in DEMO_HEADS)}")
     cli.add_argument("--limit", type=int, help="score a seeded random subset of N examples per head")
     cli.add_argument("--batch", type=int, default=32, help="inputs per request (and pipeline batch size)")
@@ -40,8 +55,8 @@ def parser() -> argparse.ArgumentParser:
     return cli
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m tools.evaluation") -> int:
+    args = parser(prog).parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so servers started are stopped
 
     def say(line: str) -> None:
@@ -55,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not targets:
         say("nothing to evaluate")
         return 0
-    problems = ensure_built(targets, args.demo_dir, args.models_dir, args.precisions, say)
+    built = [p for p in PRECISIONS if p in args.precisions or AUTO in args.precisions]
+    problems = ensure_built(targets, args.demo_dir, args.models_dir, built, say, data_dir=data_dir)
     if problems:
         say("\n".join(problems))
         return 2

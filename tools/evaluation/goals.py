@@ -1,8 +1,14 @@
-"""The goals each row is held to: fp32 answers as the pipeline does; int8 costs under a point."""
+"""The goals each row is held to: fp32 answers as the pipeline does; the variant served by default
+(auto) within the export's accuracy budget; int8, when asked for by name, costs under a point."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from app.contract.manifest import AccuracyBudget
+
+AUTO = "auto"  # the precision BERTSERVE_PRECISION=auto serves: the default variant
+BUDGET = AccuracyBudget()
 
 FP32_MIN_AGREEMENT = 99.9  # percent of examples with the pipeline's decision
 INT8_MAX_METRIC_DIFF = 1.0  # points, on every task metric, against the pipeline (PyTorch fp32)
@@ -35,6 +41,11 @@ def judge(row: Row) -> None:
     if row.precision == "fp32":
         row.goal = f"agreement >= {FP32_MIN_AGREEMENT} %"
         row.passed = row.agreement >= FP32_MIN_AGREEMENT
+    elif row.precision == AUTO:
+        row.goal = f"agreement >= {100 * BUDGET.min_agreement:g} %, metric drop <= {BUDGET.max_metric_drop:g}"
+        row.passed = row.agreement >= 100 * BUDGET.min_agreement and all(
+            -row.diff(m) <= BUDGET.max_metric_drop for m in row.metrics
+        )
     elif row.precision == "int8":
         row.goal = f"|metric - pipeline| <= {INT8_MAX_METRIC_DIFF}"
         row.passed = all(abs(row.diff(m)) <= INT8_MAX_METRIC_DIFF for m in row.metrics)

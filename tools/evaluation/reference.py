@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.evaluation.tasks import EvalTask
+from export.evaluation.tasks import EvalTask
 
 
 def load_pipeline(task: EvalTask, checkpoint: Path, max_length: int) -> Any:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tools.evaluation.goals import Row
+from tools.evaluation.goals import AUTO, Row
 
 HEADER = (
     "head",
@@ -19,8 +19,8 @@ HEADER = (
     "diff",
     "agree %",
     "examples",
-    "s service",
-    "s pipeline",
+    "ex/s service",
+    "ex/s pipeline",
     "goal",
 )
 
@@ -30,20 +30,21 @@ def table_rows(rows: list[Row]) -> list[tuple[str, ...]]:
     lines: list[tuple[str, ...]] = []
     for row in rows:
         verdict = "" if row.passed is None else f"{'met' if row.passed else 'MISSED'}: {row.goal}"
+        precision = f"{row.precision} ({row.served})" if row.precision == AUTO else row.precision
         for k, metric in enumerate(row.metrics):
             first = k == 0
             lines.append(
                 (
                     row.head if first else "",
-                    row.precision if first else "",
+                    precision if first else "",
                     metric,
                     f"{row.metrics[metric]:.2f}",
                     f"{row.reference[metric]:.2f}",
                     f"{row.diff(metric):+.2f}",
                     f"{row.agreement:.2f}" if first else "",
                     str(row.examples) if first else "",
-                    f"{row.seconds:.1f}" if first else "",
-                    f"{row.reference_seconds:.1f}" if first else "",
+                    f"{row.examples / row.seconds:.0f}" if first and row.seconds else "",
+                    f"{row.examples / row.reference_seconds:.0f}" if first and row.reference_seconds else "",
                     verdict if first else "",
                 )
             )
@@ -59,7 +60,7 @@ def format_table(rows: list[Row]) -> str:
 
 
 def markdown_table(rows: list[Row]) -> str:
-    """The same table in Markdown (for the README)."""
+    """The same table in Markdown (for the documentation, docs/export.md)."""
     lines = [HEADER, *table_rows(rows)]
     out = ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines]
     out.insert(1, "|" + "---|" * len(HEADER))

@@ -6,10 +6,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.contract.manifest import Manifest, Precision
-from export.repository import build_repository, up_to_date
+from export.evaluation.tasks import ModelInfo
+from export.repository import build_repository, evaluation_for, read_spec, up_to_date
 from export.tolerances import violations
+from tools.evaluation.goals import AUTO
 from tools.evaluation.heads import Target
-from tools.evaluation.tasks import ModelInfo
 
 
 class EvaluationError(RuntimeError):
@@ -22,22 +23,30 @@ def ensure_built(
     models_dir: Path,
     precisions: Sequence[Precision],
     say: Callable[[str], None],
+    *,
+    data_dir: Path | None = None,
 ) -> list[str]:
-    """Export what `make models` would; returns the heads still unusable afterwards (with why)."""
-    stale = [t for t in targets if not up_to_date(models_dir / t.name, t.checkpoint, t.task, precisions)]
+    """Export what `make models` would (scored on the demo heads' data under `data_dir`); returns
+    the heads still unusable afterwards (with why)."""
+
+    def current(target: Target) -> bool:
+        evaluation = evaluation_for(read_spec(target.checkpoint), data_dir, say)
+        return up_to_date(models_dir / target.name, target.checkpoint, target.task, precisions, evaluation)
+
+    stale = [t for t in targets if not current(t)]
     if not stale:
         return []
     say(
         f"{models_dir}: {', '.join(t.name for t in stale)} missing or stale; building the repository "
-        f"(python -m export.repository --demo-dir {demo_dir} --out {models_dir}; `make models` does the same)"
+        f"(bertserve models --demo-dir {demo_dir} --out {models_dir}; `make models` does the same)"
     )
-    report = build_repository(demo_dir, models_dir, progress=say)
+    report = build_repository(demo_dir, models_dir, progress=say, data_dir=data_dir)
     return [
         f"{t.name}: export failed: {report.failed[t.checkpoint.name]}"
         if t.checkpoint.name in report.failed
         else f"{t.name}: still not in {models_dir} with {','.join(precisions)}; run `make models`"
         for t in stale
-        if not up_to_date(models_dir / t.name, t.checkpoint, t.task, precisions)
+        if not current(t)
     ]
 
 
@@ -57,8 +66,11 @@ def model_info(models_dir: Path, name: str) -> ModelInfo:
 
 
 def unservable(models_dir: Path, name: str, precision: str) -> str | None:
-    """Why the server would not load `name` at `precision` (None when it would)."""
+    """Why the server would not load `name` at `precision` (None when it would; auto always has
+    a variant to serve once the export succeeded)."""
     manifest = read_manifest(models_dir, name)
+    if precision == AUTO:
+        return None
     built = next((v for v in manifest.variants if v.precision == precision), None)
     if built is None:
         return f"no {precision} variant in {models_dir / name} (export it: make models)"

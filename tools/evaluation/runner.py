@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from export.evaluation.datasets import sample
+from export.evaluation.tasks import EVAL_TASKS, EvalTask, ModelInfo
 from tests.harness import run_server
 from tools.evaluation.client import serve_all, served_variants
 from tools.evaluation.goals import Row, agreement, judge
 from tools.evaluation.heads import Target
 from tools.evaluation.reference import run_reference
 from tools.evaluation.repository import model_info, unservable
-from tools.evaluation.tasks import EVAL_TASKS, EvalTask, ModelInfo
-from tools.training.data import sample
 
 Say = Callable[[str], None]
 
@@ -104,6 +104,8 @@ def server_env(names: Sequence[str], precision: str, settings: Settings) -> dict
         "BERTSERVE_MODELS": json.dumps(list(names)),
         "BERTSERVE_INTRA_OP_THREADS": str(settings.threads),
         "BERTSERVE_REQUEST_TIMEOUT_S": "600",
+        # a scoring run queues whole data sets on purpose: admission by expected wait would refuse it
+        "BERTSERVE_BATCH__MAX_QUEUE_WAIT_S": "600",
     }
 
 

@@ -14,10 +14,10 @@ import torch
 from transformers import set_seed
 
 from app.contract.checksum import sha256_of as sha256
+from export.evaluation.datasets import sample
 from tools.training.card import render_card
 from tools.training.checkpoint import load_tokenizer, reload_fp32, save_checkpoint, write_json
 from tools.training.config import DATA_DIR_ENV, TrainConfig, default_base_model
-from tools.training.data import sample
 from tools.training.heads import HEADS
 from tools.training.loop import Log, train
 

@@ -1,4 +1,4 @@
-"""How long and how hard each scenario runs: `full` for the README's figures, `short` for CI."""
+"""How long and how hard each scenario runs: `full` for the figures in docs/reliability.md, `short` for CI."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import aiohttp
 import httpx
 import numpy as np
 
-from app.middleware import RequestLedger
+from app.edge.middleware import RequestLedger
 from tests.harness import RunningServer
 from tools.bench.stress.load import Run, closed_loop, open_loop, session_for
 from tools.bench.stress.probe import (

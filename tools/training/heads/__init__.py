@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
 
-from tools.training.data import read_mrpc, read_sst2
+from export.evaluation.datasets import read_mrpc, read_sst2
 from tools.training.heads.base import CardInfo, Head, HeadSpec
 from tools.training.heads.classification import ClassificationHead
 from tools.training.heads.ner import NerHead

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from export.evaluation.datasets import TextExample
+from export.evaluation.metrics import accuracy, binary_f1
 from tools.training.batching import Feature
 from tools.training.config import TrainConfig
-from tools.training.data import TextExample
 from tools.training.heads.base import Head, HeadSpec
 from tools.training.inference import forward_all
-from tools.training.metrics import accuracy, binary_f1
 
 
 def encode_texts(

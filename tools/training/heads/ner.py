@@ -10,9 +10,9 @@ import numpy as np
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from export.evaluation.datasets import TaggedSentence, read_conll
 from tools.training.batching import PAD_LABEL, Feature
 from tools.training.config import TrainConfig
-from tools.training.data import TaggedSentence, read_conll
 from tools.training.heads.base import Head
 from tools.training.inference import forward_all
 

@@ -11,12 +11,12 @@ import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from app.tasks.qa import QAInput, QARequest, Question, Window, answer_question, p_mask_of
+from export.evaluation.datasets import QAExample, read_squad
+from export.evaluation.metrics import squad_evaluate
 from tools.training.batching import Feature
 from tools.training.config import TrainConfig
-from tools.training.data import QAExample, read_squad
 from tools.training.heads.base import Head
 from tools.training.inference import forward_all
-from tools.training.metrics import squad_evaluate
 
 # The served decoder at the defaults of a /qa request (top_k 1, max_answer_len 15, whole words).
 SERVED = QARequest(inputs=QAInput(question="-", context="-"))
